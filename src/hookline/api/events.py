@@ -1,0 +1,135 @@
+"""``/events``: publish (one or many, idempotent on id) and read the log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from hookline import metrics
+from hookline.api.auth import require
+from hookline.api.common import AUTHED, problems, services_of
+from hookline.api.schemas import Event, EventBatch, EventBatchIn, EventIn, EventPage
+from hookline.domain.events import NewEvent, event_json, parse_new_event, summarize
+from hookline.errors import NotFound, ValidationFailed
+from hookline.ids import utcnow
+from hookline.store.events import (
+    EventQuery,
+    append_events,
+    get_event_for_tenant,
+    list_events_for_tenant,
+)
+from hookline.store.tenants import Principal
+
+router = APIRouter(prefix="/events", tags=["events"])
+Publisher = Annotated[Principal, Depends(require("events:publish"))]
+Reader = Annotated[Principal, Depends(require("events:read"))]
+MAX_OBJECT_BYTES = 262_144
+
+_PUBLISH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/EventIn"},
+                    {"$ref": "#/components/schemas/EventBatchIn"},
+                ]
+            }
+        }
+    },
+}
+
+
+def _json(content: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def _parse_publish(body: bytes, *, open_catalog: bool, limit: int) -> tuple[list[NewEvent], bool]:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ValidationFailed("request body is not valid JSON", field="body") from None
+    now = utcnow()
+    check = {"open_catalog": open_catalog, "max_object_bytes": MAX_OBJECT_BYTES, "now": now}
+    if isinstance(raw, dict) and "events" in raw:
+        if set(raw) != {"events"} or not isinstance(raw["events"], list):
+            raise ValidationFailed('a batch is {"events": [...]} and nothing else', field="events")
+        items = raw["events"]
+        if not 1 <= len(items) <= limit:
+            raise ValidationFailed(f"give 1..{limit} events per call", field="events")
+        return [
+            parse_new_event(e, where=f"events[{i}].", **check) for i, e in enumerate(items)
+        ], True
+    return [parse_new_event(raw, **check)], False
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"model": Event | EventBatch}, **problems(*AUTHED)},
+    openapi_extra={"requestBody": _PUBLISH_BODY},
+)
+async def publish(request: Request, principal: Publisher) -> Response:
+    """Publish one event, or many as ``{"events": [...]}`` in one transaction.
+
+    An ``id`` the tenant stored before is not stored again; its first version is returned.
+    """
+    services = services_of(request)
+    batch, many = _parse_publish(
+        await request.body(),
+        open_catalog=services.settings.open_catalog,
+        limit=services.settings.max_events_per_publish,
+    )
+    async with services.db.write() as conn:
+        result = await append_events(conn, principal.tenant_id, batch, now=utcnow())
+    services.wakeups.published(summarize(principal.tenant_id, result.appended))
+    metrics.EVENTS_PUBLISHED.inc(len(result.appended))
+    if many:
+        return _json({"events": [event_json(e) for e in result.events]}, 201)
+    return _json(event_json(result.events[0]), 201)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@router.get("", response_model=EventPage, responses=problems(*AUTHED))
+async def list_events(
+    request: Request,
+    principal: Reader,
+    after: Annotated[int, Query(ge=0, description="sequence number to continue after")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    type: Annotated[list[str], Query(description="event types (repeat or comma-separate)")] = [],  # noqa: B006
+    category: Annotated[list[str], Query()] = [],  # noqa: B006
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> Response:
+    """The log, oldest first; continue with ``after=meta.next_after``."""
+    for moment, field in ((created_after, "created_after"), (created_before, "created_before")):
+        if moment is not None and moment.tzinfo is None:
+            raise ValidationFailed("timestamp needs a time zone (Z or +hh:mm)", field=field)
+    query = EventQuery(
+        after=after, limit=limit, types=_split(type), categories=_split(category),
+        created_after=created_after, created_before=created_before,
+    )  # fmt: skip
+    async with services_of(request).db.read() as conn:
+        found = await list_events_for_tenant(conn, principal.tenant_id, query)
+    next_after = found[-1].seq if found else None
+    meta = {"after": after, "limit": limit, "count": len(found), "next_after": next_after}
+    return _json({"meta": meta, "data": [event_json(e) for e in found]})
+
+
+@router.get("/{event_id}", response_model=Event, responses=problems(*AUTHED, 404))
+async def get_event(event_id: str, request: Request, principal: Reader) -> Response:
+    async with services_of(request).db.read() as conn:
+        found = await get_event_for_tenant(conn, principal.tenant_id, event_id.lower())
+    if found is None:
+        raise NotFound(f"no event {event_id}")
+    return _json(event_json(found))
+
+
+# Keep the request models in the OpenAPI components (the body is parsed by hand for speed).
+_DOCUMENTED: tuple[Any, ...] = (EventIn, EventBatchIn)

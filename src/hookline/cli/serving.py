@@ -1,0 +1,64 @@
+"""Commands that run Hookline: serve, api, worker, migrate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from hookline import server
+from hookline.cli.base import app, fail, load_settings, run
+from hookline.services import Services
+from hookline.store import tenants
+from hookline.store.migrate import migrate as migrate_schema
+
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")]
+DEV_SCOPES = ["webhooks:read", "webhooks:admin", "events:publish", "events:read"]
+
+
+async def _dev_tenant(services: Services) -> None:
+    """On an empty database in --dev mode: create a tenant and print its key once."""
+    async with services.db.write() as conn:
+        if await tenants.count_tenants(conn):
+            return
+        tenant_id = await tenants.create_tenant(conn, "dev")
+        _, secret = await tenants.create_key(conn, tenant_id, scopes=DEV_SCOPES, name="dev")
+    print(f"Created tenant 'dev' ({tenant_id}). Its API key, shown once:\n  {secret}", flush=True)
+
+
+@app.command()
+def serve(
+    dev: Annotated[
+        bool, typer.Option(help="Allow http/local targets; create a tenant on an empty database.")
+    ] = False,
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+) -> None:
+    """Run the API and the delivery worker in one process."""
+    config = load_settings(allow_insecure_targets=True) if dev else load_settings()
+    hook = _dev_tenant if dev else None
+    run(server.run(config, host=host, port=port, on_ready=hook))
+
+
+@app.command()
+def api(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """Run only the API (run workers with `hookline worker`)."""
+    run(server.run(load_settings(), host=host, port=port, worker=False))
+
+
+@app.command()
+def worker() -> None:
+    """Run only a delivery worker."""
+    run(server.run(load_settings(), api=False))
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (also done on every start)."""
+    config = load_settings()
+    try:
+        migrate_schema(config.database_url)
+    except Exception as exc:  # alembic and drivers raise many kinds; report one line
+        fail(f"migration failed: {exc}")
+    typer.echo("schema is up to date")

@@ -1,0 +1,102 @@
+"""Settings, read once from ``HOOKLINE_*`` environment variables and validated at start."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse ``"30d"``, ``"15s"``, ``"500ms"`` or a number of seconds into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 15s, 10m, 24h, 30d)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{Path.cwd() / 'hookline.db'}"
+
+
+class Settings(BaseSettings):
+    """Every knob of a Hookline process. Durations accept ``500ms``, ``15s``, ``10m``, ``30d``."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKLINE_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    allow_insecure_targets: bool = False
+    open_catalog: bool = False
+
+    # delivery
+    connect_timeout: timedelta = timedelta(seconds=5)
+    request_timeout: timedelta = timedelta(seconds=15)
+    max_concurrency: int = Field(default=256, ge=1, le=10_000)
+    max_package_events: int = Field(default=2000, ge=1, le=100_000)
+    retry_max_attempts: int = Field(default=0, ge=0)
+    retry_max_age: timedelta = timedelta(0)
+    retry_after_max: timedelta = timedelta(seconds=600)
+    disable_after: timedelta = timedelta(days=30)
+    response_excerpt_bytes: int = Field(default=1024, ge=0, le=65536)
+    source_address: str | None = None
+    lease_duration: timedelta = timedelta(seconds=60)
+    resync_interval: timedelta = timedelta(seconds=30)
+
+    # signing (see docs/signatures.md)
+    secret_key: str | None = Field(default=None, min_length=16)
+    signing_key_file: Path | None = None
+    signing_alg: Literal["ed25519", "ecdsa-p256-sha256"] = "ed25519"
+    signing_key_overlap: timedelta = timedelta(days=7)
+    secret_rotation_overlap: timedelta = timedelta(hours=24)
+    sign_v1a: bool = False
+
+    # api
+    max_events_per_publish: int = Field(default=1000, ge=1, le=100_000)
+
+    @field_validator(
+        "connect_timeout",
+        "request_timeout",
+        "retry_max_age",
+        "retry_after_max",
+        "disable_after",
+        "lease_duration",
+        "resync_interval",
+        "signing_key_overlap",
+        "secret_rotation_overlap",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("lease_duration")
+    @classmethod
+    def _lease_exceeds_timeout(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=5):
+            raise ValueError("must be at least 5s (and exceed the HTTP request timeout)")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Delivery: the worker loop, the HTTP sender, the SSRF guard and request signing."""

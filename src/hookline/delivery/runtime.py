@@ -1,0 +1,50 @@
+"""What a worker keeps in memory about each webhook it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hookline.domain.webhooks import CategoryFilter, WebhookSpec, delay_seconds
+from hookline.store.deliveries import Package
+
+
+@dataclass(slots=True)
+class Runtime:
+    """One held webhook. ``cursor`` is the last seq packaged; nothing matching waits in
+    ``(cursor, floor]``. ``due`` is when the worker should look at it next (epoch seconds)."""
+
+    webhook_id: str
+    tenant_id: str
+    spec: WebhookSpec
+    secrets: list[str]
+    cursor: int
+    failing_since: datetime | None
+    package: Package | None
+    filter: CategoryFilter = field(init=False)
+    delay: float = field(init=False)
+    floor: int = 0
+    due: float | None = None
+    pending_bytes: int = 0
+    busy: bool = False
+    poked: bool = False  # new events arrived while busy
+    stale: bool = False  # config changed while busy
+    body: bytes | None = None  # the open package's bytes, kept only for its first attempt
+
+    def __post_init__(self) -> None:
+        self.filter = self.spec.category_filter
+        self.delay = float(delay_seconds(self.spec.delay))
+
+    @property
+    def after(self) -> int:
+        return max(self.cursor, self.floor)
+
+    def same_queue_as(self, other: Runtime) -> bool:
+        """Whether ``other`` describes the same queue position and settings (a no-op reload)."""
+        package_id = self.package.id if self.package else None
+        other_package_id = other.package.id if other.package else None
+        return (
+            self.spec == other.spec
+            and self.cursor == other.cursor
+            and package_id == other_package_id
+        )

@@ -1,0 +1,99 @@
+"""One shared aiohttp session that POSTs packages: no redirects, timeouts, capped reads."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from hookline.config import Settings
+from hookline.delivery.guard import GuardedResolver, Network, is_forbidden, parse_ip
+
+USER_AGENT = "Hookline-Webhooks/0.1"
+_MAX_HEADERS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What one HTTP try gave. ``status`` is None for a network error or a timeout."""
+
+    status: int | None
+    duration_ms: float
+    headers: dict[str, str]
+    excerpt: str
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class Sender:
+    """Sends packages over one connection pool; create in a running loop, ``close`` at the end."""
+
+    def __init__(self, settings: Settings, *, allowed: Sequence[Network] = ()) -> None:
+        self._guarded = not settings.allow_insecure_targets
+        self._allowed = tuple(allowed)
+        self._excerpt = settings.response_excerpt_bytes
+        local = (settings.source_address, 0) if settings.source_address else None
+        connector = aiohttp.TCPConnector(
+            limit=settings.max_concurrency,
+            limit_per_host=0,
+            resolver=GuardedResolver(allowed=self._allowed) if self._guarded else None,
+            local_addr=local,
+            ttl_dns_cache=60,
+            enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=settings.request_timeout.total_seconds(),
+                sock_connect=settings.connect_timeout.total_seconds(),
+            ),
+            headers={"User-Agent": USER_AGENT},
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+
+    def _refuse_literal(self, url: str) -> str | None:
+        address = parse_ip(urlsplit(url).hostname or "")
+        if self._guarded and address is not None and is_forbidden(address, self._allowed):
+            return f"refused: {address} is not a public address"
+        return None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        """POST ``body`` once; never raises for network trouble, reports it instead."""
+        started = time.perf_counter()
+        refused = self._refuse_literal(url)
+        if refused:
+            return SendResult(None, 0.0, {}, "", refused)
+        try:
+            async with self._session.post(
+                url, data=body, headers=dict(headers), allow_redirects=False
+            ) as response:
+                excerpt = await response.content.read(self._excerpt) if self._excerpt else b""
+                kept = list(response.headers.items())[:_MAX_HEADERS]
+                return SendResult(
+                    response.status,
+                    (time.perf_counter() - started) * 1000,
+                    {k.lower(): v[:500] for k, v in kept},
+                    excerpt.decode("utf-8", "replace"),
+                )
+        except TimeoutError:
+            return self._failed(started, "timeout")
+        except aiohttp.ClientError as exc:
+            return self._failed(started, f"{type(exc).__name__}: {exc}")
+        except OSError as exc:
+            return self._failed(started, f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _failed(started: float, error: str) -> SendResult:
+        return SendResult(None, (time.perf_counter() - started) * 1000, {}, "", error[:500])
+
+    async def close(self) -> None:
+        await self._session.close()
+        await asyncio.sleep(0)

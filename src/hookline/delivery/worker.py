@@ -1,0 +1,386 @@
+"""The delivery worker: holds webhook leases and drives each webhook's ordered queue.
+
+Per webhook, one package at a time: plan the next package from the events after the cursor,
+record it (moving the cursor), send it, record the attempt, and either move on or wait for the
+retry. Webhooks are independent: a slow or failing one holds only its own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import os
+import secrets
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+import structlog
+
+from hookline import metrics
+from hookline.config import Settings
+from hookline.delivery.attempts import AttemptRecorder
+from hookline.delivery.payload import package_body
+from hookline.delivery.runtime import Runtime
+from hookline.delivery.sender import Sender
+from hookline.delivery.signing import Signer
+from hookline.delivery.wakeups import Wakeups
+from hookline.domain.events import Published
+from hookline.domain.packing import plan_package
+from hookline.ids import utcnow
+from hookline.store.db import Database
+from hookline.store.deliveries import (
+    claim_webhooks,
+    load_states,
+    open_package,
+    release_leases,
+    renew_leases,
+)
+from hookline.store.events import events_between, events_by_seq, log_head, log_heads, waiting_events
+from hookline.store.webhooks import active_secrets, webhooks_by_id
+
+log = structlog.get_logger("hookline.worker")
+
+BURST = 16  # packages one webhook may send back to back before others get a turn
+POLL_SECONDS = 1.0  # safety net for publishes whose wake-up this process did not see
+CLAIM_BATCH = 1000
+ERROR_PAUSE = 5.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Drives every webhook it holds; ``run`` until ``stop``."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        wakeups: Wakeups,
+        sender: Sender,
+        signer: Signer,
+        owner: str | None = None,
+    ) -> None:
+        self.db, self.settings, self.wakeups = db, settings, wakeups
+        self.sender, self.signer = sender, signer
+        self.owner = owner or worker_name()
+        self.recorder = AttemptRecorder(db, settings, wakeups)
+        self._runtimes: dict[str, Runtime] = {}
+        self._by_tenant: dict[str, set[str]] = defaultdict(set)
+        self._heap: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._sem = asyncio.Semaphore(settings.max_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._heads: dict[str, int] = {}
+        self._stopping = False
+        self._ready = asyncio.Event()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.wakeups.subscribe(self)
+        maintenance: asyncio.Task[None] | None = None
+        try:
+            async with self.db.read() as conn:
+                self._heads = await log_heads(conn)
+            await self._sync()
+            self._ready.set()
+            maintenance = asyncio.create_task(self._maintain())
+            await self._loop()
+        finally:
+            self.wakeups.unsubscribe(self)
+            if maintenance:
+                maintenance.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await maintenance
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Finish in-flight attempts (up to ``grace`` seconds), then give the leases back."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+        async with self.db.write() as conn:
+            await release_leases(conn, self.owner)
+
+    # --- scheduling ------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                due, _, webhook_id = heapq.heappop(self._heap)
+                runtime = self._runtimes.get(webhook_id)
+                if runtime is not None and runtime.due == due and not runtime.busy:
+                    runtime.due = None
+                    self._spawn(runtime)
+            timeout = self._heap[0][0] - now if self._heap else None
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _schedule(self, runtime: Runtime, when: float | None) -> None:
+        if when is None or (runtime.due is not None and runtime.due <= when):
+            return
+        runtime.due = when
+        heapq.heappush(self._heap, (when, next(self._order), runtime.webhook_id))
+        if self._heap[0][2] == runtime.webhook_id:
+            self._wake.set()
+
+    def _spawn(self, runtime: Runtime) -> None:
+        runtime.busy = True
+        task = asyncio.create_task(self._drive(runtime))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drive(self, runtime: Runtime) -> None:
+        next_due: float | None = None
+        try:
+            async with self._sem:
+                for _ in range(BURST):
+                    if self._stopping:
+                        return
+                    next_due = await self._step(runtime)
+                    if next_due is None or next_due > time.time():
+                        break
+        except Exception:
+            log.exception("webhook step failed", webhook_id=runtime.webhook_id)
+            next_due = time.time() + ERROR_PAUSE
+        finally:
+            runtime.busy = False
+        await self._after_drive(runtime, next_due)
+
+    async def _after_drive(self, runtime: Runtime, next_due: float | None) -> None:
+        if self._runtimes.get(runtime.webhook_id) is not runtime:
+            return  # dropped or replaced meanwhile
+        if runtime.stale:
+            await self._reload([runtime.webhook_id])
+            return
+        if runtime.poked and runtime.package is None:
+            next_due = time.time() if next_due is None else min(next_due, time.time())
+        runtime.poked = False
+        self._schedule(runtime, next_due)
+
+    # --- one step of one webhook -----------------------------------------------------------
+
+    async def _step(self, runtime: Runtime) -> float | None:
+        """Advance one webhook by one package; returns when to look at it next (or None)."""
+        if runtime.package is None:
+            due = await self._open_next(runtime)
+            if runtime.package is None:
+                return due
+        package = runtime.package
+        if package.next_attempt_at is not None and package.next_attempt_at > utcnow():
+            return package.next_attempt_at.timestamp()
+        return await self._attempt(runtime)
+
+    async def _open_next(self, runtime: Runtime) -> float | None:
+        now = utcnow()
+        async with self.db.read() as conn:
+            head = await log_head(conn, runtime.tenant_id)
+            waiting = await waiting_events(
+                conn,
+                runtime.tenant_id,
+                after=runtime.after,
+                category_filter=runtime.filter,
+                limit=self.settings.max_package_events,
+            )
+            plan = plan_package(
+                waiting,
+                max_size=runtime.spec.max_package_size,
+                max_events=self.settings.max_package_events,
+                delay=runtime.spec.delay_timedelta,
+                now=now,
+            )
+            if plan is None:
+                runtime.floor, runtime.pending_bytes = head, 0
+                return None
+            runtime.pending_bytes = sum(item.size for item in waiting)
+            if plan.due_at > now:
+                return plan.due_at.timestamp()
+            events = await events_between(
+                conn,
+                runtime.tenant_id,
+                first=waiting[0].seq,
+                last=waiting[plan.take - 1].seq,
+                category_filter=runtime.filter,
+            )
+        body = package_body(events, runtime.webhook_id)
+        async with self.db.write() as conn:
+            package = await open_package(
+                conn,
+                tenant_id=runtime.tenant_id,
+                webhook_id=runtime.webhook_id,
+                owner=self.owner,
+                expected_cursor=runtime.cursor,
+                events=events,
+                size=len(body),
+                now=now,
+            )
+        if package is None:
+            runtime.stale = True  # the state moved underneath: reload before going on
+            return None
+        runtime.cursor, runtime.package, runtime.body = events[-1].seq, package, body
+        runtime.pending_bytes = max(runtime.pending_bytes - plan.size, 0)
+        return time.time()
+
+    async def _attempt(self, runtime: Runtime) -> float | None:
+        package = runtime.package
+        assert package is not None
+        body, runtime.body = runtime.body, None
+        if body is None:
+            async with self.db.read() as conn:
+                events = await events_by_seq(conn, runtime.tenant_id, package.event_seqs)
+            body = package_body(events, runtime.webhook_id)
+        started = utcnow()
+        headers = self.signer.headers(
+            runtime.spec.url,
+            body,
+            msg_id=package.id,
+            timestamp=int(started.timestamp()),
+            secrets=runtime.secrets,
+        )
+        result = await self.sender.post(runtime.spec.url, body, headers)
+        verdict = await self.recorder.record(runtime, package, result, started=started)
+        if verdict is None:
+            self._drop([runtime.webhook_id])
+            async with self.db.write() as conn:
+                await release_leases(conn, self.owner, [runtime.webhook_id])
+            return None
+        return verdict
+
+    # --- wake-ups ---------------------------------------------------------------------------
+
+    def on_published(self, notice: Published) -> None:
+        """New events in a tenant's log: wake the webhooks they concern, without a query."""
+        self._heads[notice.tenant_id] = max(self._heads.get(notice.tenant_id, 0), notice.last_seq)
+        for webhook_id in self._by_tenant.get(notice.tenant_id, ()):
+            runtime = self._runtimes[webhook_id]
+            batches = [b for c, b in notice.categories.items() if runtime.filter.matches(c)]
+            if batches:
+                self._notice(runtime, sum(b.size for b in batches), batches[0].first_created_at)
+
+    def _notice(self, runtime: Runtime, size: int, first_created_at: object) -> None:
+        if runtime.busy:
+            runtime.poked = True
+            return
+        if runtime.package is not None:
+            return  # it is waiting for a retry; new events queue behind it
+        runtime.pending_bytes += size
+        now = time.time()
+        if runtime.pending_bytes >= runtime.spec.max_package_size:
+            self._schedule(runtime, now)
+        else:
+            oldest = min(first_created_at.timestamp(), now)  # type: ignore[attr-defined]
+            self._schedule(runtime, oldest + runtime.delay)
+
+    def _poke_tenant(self, tenant_id: str) -> None:
+        for webhook_id in self._by_tenant.get(tenant_id, ()):
+            runtime = self._runtimes[webhook_id]
+            if runtime.busy:
+                runtime.poked = True
+            elif runtime.package is None:
+                self._schedule(runtime, time.time())
+
+    def on_webhook_changed(self, webhook_id: str) -> None:
+        runtime = self._runtimes.get(webhook_id)
+        if runtime is not None and runtime.busy:
+            runtime.stale = True
+            return
+        coroutine = self._reload([webhook_id]) if runtime else self._sync()
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- leases and loading -----------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        """Poll log heads (safety net) every second; renew and claim leases periodically."""
+        last_sync = time.monotonic()
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            try:
+                async with self.db.read() as conn:
+                    heads = await log_heads(conn)
+                for tenant_id, head in heads.items():
+                    if head > self._heads.get(tenant_id, 0):
+                        self._heads[tenant_id] = head
+                        self._poke_tenant(tenant_id)
+                if time.monotonic() - last_sync >= self.settings.resync_interval.total_seconds():
+                    last_sync = time.monotonic()
+                    await self._sync()
+                    await self._reload([i for i, r in self._runtimes.items() if not r.busy])
+            except Exception:
+                log.exception("worker maintenance failed")
+
+    async def _sync(self) -> None:
+        """Renew our leases, claim free webhooks, and drop what we no longer hold."""
+        now = utcnow()
+        until = now + self.settings.lease_duration
+        async with self.db.write() as conn:
+            held = await renew_leases(conn, self.owner, until=until)
+            held |= set(
+                await claim_webhooks(conn, self.owner, now=now, until=until, limit=CLAIM_BATCH)
+            )
+        self._drop([i for i in self._runtimes if i not in held])
+        await self._reload([i for i in held if i not in self._runtimes])
+        metrics.WEBHOOKS_HELD.set(len(self._runtimes))
+
+    async def _reload(self, webhook_ids: list[str]) -> None:
+        """(Re)build the runtimes of these webhooks from the database and look at them now."""
+        if not webhook_ids:
+            return
+        for webhook_id in webhook_ids:
+            if webhook_id in self._runtimes:
+                self._runtimes[webhook_id].busy = True  # keep the loop off it while loading
+        now = utcnow()
+        async with self.db.read() as conn:
+            records = {r.id: r for r in await webhooks_by_id(conn, webhook_ids)}
+            states = {s.webhook_id: s for s in await load_states(conn, list(records))}
+            keys = await active_secrets(conn, list(records), now=now)
+        gone = [
+            i
+            for i in webhook_ids
+            if i not in records or not records[i].spec.enabled or i not in states
+        ]
+        for webhook_id in webhook_ids:
+            if webhook_id not in gone:
+                record, state = records[webhook_id], states[webhook_id]
+                fresh = Runtime(
+                    webhook_id, record.tenant_id, record.spec, list(keys[webhook_id]),
+                    state.cursor_seq, state.failing_since, state.open_package,
+                )  # fmt: skip
+                self._install(fresh, self._runtimes.get(webhook_id))
+        self._drop(gone)
+        if gone:
+            async with self.db.write() as conn:
+                await release_leases(conn, self.owner, gone)
+
+    def _install(self, runtime: Runtime, previous: Runtime | None) -> None:
+        """Put a freshly loaded runtime in place. If nothing that matters changed, keep what
+        the previous one knew; otherwise look at the webhook now."""
+        self._runtimes[runtime.webhook_id] = runtime
+        self._by_tenant[runtime.tenant_id].add(runtime.webhook_id)
+        if previous is not None and runtime.same_queue_as(previous):
+            runtime.floor, runtime.pending_bytes = previous.floor, previous.pending_bytes
+            self._schedule(runtime, previous.due)
+        else:
+            self._schedule(runtime, time.time())
+
+    def _drop(self, webhook_ids: Iterable[str]) -> None:
+        for webhook_id in list(webhook_ids):
+            runtime = self._runtimes.pop(webhook_id, None)
+            if runtime is not None:
+                self._by_tenant[runtime.tenant_id].discard(webhook_id)

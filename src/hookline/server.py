@@ -1,0 +1,104 @@
+"""Run the API and/or the delivery worker in this process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+import structlog
+import uvicorn
+
+from hookline.api.app import create_app
+from hookline.config import Settings
+from hookline.delivery.worker import Worker
+from hookline.services import Services, open_services
+from hookline.store.migrate import migrate
+
+log = structlog.get_logger("hookline.server")
+KEY_REFRESH_SECONDS = 60.0
+
+
+async def _refresh_keys(services: Services) -> None:
+    while True:
+        await asyncio.sleep(KEY_REFRESH_SECONDS)
+        with contextlib.suppress(Exception):
+            await services.refresh_keys()
+
+
+async def _stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _announce(server: uvicorn.Server, scheme: str = "http") -> str:
+    sockets = [s for srv in server.servers for s in srv.sockets]
+    host, port = sockets[0].getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}"
+
+
+async def run(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api: bool = True,
+    worker: bool = True,
+    on_ready: Callable[[Services], Awaitable[None]] | None = None,
+) -> None:
+    """Migrate, then serve until a stop signal; in-flight attempts finish before exit."""
+    await asyncio.to_thread(migrate, settings.database_url)
+    services = await open_services(settings)
+    if on_ready is not None:
+        await on_ready(services)
+    delivery = (
+        Worker(services.db, settings, wakeups=services.wakeups, sender=services.sender,
+               signer=services.signer)
+        if worker else None
+    )  # fmt: skip
+    tasks = [asyncio.create_task(_refresh_keys(services))]
+    if delivery is not None:
+        tasks.append(asyncio.create_task(delivery.run()))
+        await delivery.wait_ready()
+    try:
+        if api:
+            await _serve_api(services, host, port)
+        else:
+            print("Hookline worker running; Ctrl-C to stop", flush=True)
+            await _stop_signal()
+    finally:
+        if delivery is not None:
+            await delivery.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await services.close()
+
+
+async def _serve_api(services: Services, host: str, port: int) -> None:
+    config = uvicorn.Config(
+        create_app(services),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=20,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    # uvicorn offers no started event to await; poll its flag briefly during start-up.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    if server.started:
+        print(f"Hookline listening on {_announce(server)}", flush=True)
+    await serving
+    if not server.started:
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Tables, migrations and the queries, per aggregate. Backend differences live in ``db``."""

@@ -1,0 +1,297 @@
+"""Delivery state: webhook leases, packages and attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hookline.domain.events import StoredEvent
+from hookline.ids import new_id
+from hookline.store.tables import attempts, packages, webhook_state, webhooks
+
+
+@dataclass(slots=True)
+class Package:
+    id: str
+    tenant_id: str
+    webhook_id: str
+    kind: str
+    status: str
+    event_seqs: list[int]
+    event_ids: list[str]
+    size: int
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+
+
+def _package(row: Any) -> Package:
+    return Package(
+        row.id, row.tenant_id, row.webhook_id, row.kind, row.status, list(row.event_seqs),
+        list(row.event_ids), row.size, row.created_at, row.attempts, row.next_attempt_at,
+        row.last_attempt_at, row.finished_at, row.last_status, row.last_error,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    """What a worker loads to drive a webhook."""
+
+    webhook_id: str
+    tenant_id: str
+    cursor_seq: int
+    failing_since: datetime | None
+    open_package: Package | None
+
+
+# --- leases --------------------------------------------------------------------------------
+
+
+async def claim_webhooks(
+    conn: AsyncConnection, owner: str, *, now: datetime, until: datetime, limit: int
+) -> list[str]:
+    """Take the lease of enabled webhooks nobody holds (or whose holder's lease ran out)."""
+    free = (
+        select(webhook_state.c.webhook_id)
+        .join(webhooks, webhooks.c.id == webhook_state.c.webhook_id)
+        .where(
+            webhooks.c.enabled.is_(True),
+            webhooks.c.deleted_at.is_(None),
+            webhook_state.c.lease_owner.is_(None)
+            | (webhook_state.c.lease_until < now)
+            | (webhook_state.c.lease_owner == owner),
+        )
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=webhook_state)
+    )
+    ids = [row.webhook_id for row in await conn.execute(free)]
+    if ids:
+        await conn.execute(
+            update(webhook_state)
+            .where(webhook_state.c.webhook_id.in_(ids))
+            .values(lease_owner=owner, lease_until=until)
+        )
+    return ids
+
+
+async def renew_leases(conn: AsyncConnection, owner: str, *, until: datetime) -> set[str]:
+    """Extend every lease ``owner`` holds; returns the webhooks it still holds."""
+    await conn.execute(
+        update(webhook_state).where(webhook_state.c.lease_owner == owner).values(lease_until=until)
+    )
+    held = select(webhook_state.c.webhook_id).where(webhook_state.c.lease_owner == owner)
+    return {row.webhook_id for row in await conn.execute(held)}
+
+
+async def release_leases(
+    conn: AsyncConnection, owner: str, webhook_ids: Sequence[str] | None = None
+) -> None:
+    stmt = update(webhook_state).where(webhook_state.c.lease_owner == owner)
+    if webhook_ids is not None:
+        stmt = stmt.where(webhook_state.c.webhook_id.in_(webhook_ids))
+    await conn.execute(stmt.values(lease_owner=None, lease_until=None))
+
+
+async def load_states(conn: AsyncConnection, webhook_ids: Sequence[str]) -> list[StateRow]:
+    rows = (
+        await conn.execute(select(webhook_state).where(webhook_state.c.webhook_id.in_(webhook_ids)))
+    ).all()
+    open_ids = [row.open_package_id for row in rows if row.open_package_id]
+    opened: dict[str, Package] = {}
+    if open_ids:
+        query = select(packages).where(packages.c.id.in_(open_ids))
+        opened = {row.id: _package(row) for row in await conn.execute(query)}
+    return [
+        StateRow(
+            row.webhook_id,
+            row.tenant_id,
+            row.cursor_seq,
+            row.failing_since,
+            opened.get(row.open_package_id) if row.open_package_id else None,
+        )
+        for row in rows
+    ]
+
+
+# --- packages ------------------------------------------------------------------------------
+
+
+async def open_package(
+    conn: AsyncConnection,
+    *,
+    tenant_id: str,
+    webhook_id: str,
+    owner: str | None,
+    expected_cursor: int,
+    events: Sequence[StoredEvent],
+    size: int,
+    now: datetime,
+) -> Package | None:
+    """Record the next package of a webhook and move its cursor past it, atomically.
+
+    Returns None when the state moved underneath (lease lost, webhook re-enabled or deleted):
+    the caller then reloads instead of sending.
+    """
+    package = Package(
+        id=new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="queue", status="pending",
+        event_seqs=[e.seq for e in events], event_ids=[e.id for e in events], size=size,
+        created_at=now, next_attempt_at=now,
+    )  # fmt: skip
+    guard = update(webhook_state).where(
+        webhook_state.c.webhook_id == webhook_id,
+        webhook_state.c.cursor_seq == expected_cursor,
+        webhook_state.c.open_package_id.is_(None),
+    )
+    if owner is not None:
+        guard = guard.where(webhook_state.c.lease_owner == owner)
+    moved = await conn.execute(guard.values(cursor_seq=events[-1].seq, open_package_id=package.id))
+    if moved.rowcount != 1:
+        return None
+    await conn.execute(insert(packages).values(**_package_values(package)))
+    return package
+
+
+def _package_values(package: Package) -> dict[str, Any]:
+    return {
+        "id": package.id,
+        "tenant_id": package.tenant_id,
+        "webhook_id": package.webhook_id,
+        "kind": package.kind,
+        "status": package.status,
+        "first_seq": package.event_seqs[0] if package.event_seqs else None,
+        "last_seq": package.event_seqs[-1] if package.event_seqs else None,
+        "event_seqs": package.event_seqs,
+        "event_ids": package.event_ids,
+        "size": package.size,
+        "created_at": package.created_at,
+        "attempts": package.attempts,
+        "next_attempt_at": package.next_attempt_at,
+    }
+
+
+async def insert_package(conn: AsyncConnection, package: Package) -> None:
+    """Store a package outside the queue (a test package)."""
+    await conn.execute(insert(packages).values(**_package_values(package)))
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    package_id: str
+    tenant_id: str
+    webhook_id: str
+    number: int
+    trigger: str
+    url: str
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_headers: dict[str, str] | None
+    response_excerpt: str | None
+
+
+async def record_attempt(
+    conn: AsyncConnection,
+    attempt: AttemptRecord,
+    *,
+    status: str,
+    next_attempt_at: datetime | None,
+    now: datetime,
+) -> None:
+    """Store one try and where its package stands now (``pending``/``delivered``/``failed``)."""
+    await conn.execute(insert(attempts).values(id=new_id(), **_attempt_values(attempt)))
+    await conn.execute(
+        update(packages)
+        .where(packages.c.id == attempt.package_id)
+        .values(
+            status=status,
+            attempts=attempt.number,
+            next_attempt_at=next_attempt_at,
+            last_attempt_at=attempt.started_at,
+            finished_at=None if status == "pending" else now,
+            last_status=attempt.status_code,
+            last_error=attempt.error,
+        )
+    )
+
+
+def _attempt_values(attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "package_id": attempt.package_id,
+        "tenant_id": attempt.tenant_id,
+        "webhook_id": attempt.webhook_id,
+        "number": attempt.number,
+        "trigger": attempt.trigger,
+        "url": attempt.url,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "response_headers": attempt.response_headers,
+        "response_excerpt": attempt.response_excerpt,
+    }
+
+
+async def settle_state(
+    conn: AsyncConnection, webhook_id: str, package_id: str, *, closed: bool, failing: bool,
+    now: datetime,
+) -> None:  # fmt: skip
+    """After an attempt: close the open package if it is finished, track when failing began."""
+    values: dict[str, Any] = {}
+    if closed:
+        values["open_package_id"] = None
+    if failing:
+        values["failing_since"] = func.coalesce(webhook_state.c.failing_since, now)
+    else:
+        values["failing_since"] = None
+    await conn.execute(
+        update(webhook_state)
+        .where(
+            webhook_state.c.webhook_id == webhook_id,
+            webhook_state.c.open_package_id == package_id,
+        )
+        .values(**values)
+    )
+
+
+async def failing_since(conn: AsyncConnection, webhook_id: str) -> datetime | None:
+    query = select(webhook_state.c.failing_since).where(webhook_state.c.webhook_id == webhook_id)
+    return (await conn.execute(query)).scalar()
+
+
+# --- reads for the API ---------------------------------------------------------------------
+
+
+async def list_packages_for_tenant(
+    conn: AsyncConnection, tenant_id: str, webhook_id: str, *, offset: int, limit: int
+) -> tuple[list[Package], int]:
+    where = (packages.c.tenant_id == tenant_id) & (packages.c.webhook_id == webhook_id)
+    query = select(packages).where(where).order_by(packages.c.id.desc()).offset(offset).limit(limit)
+    total = select(func.count()).select_from(packages).where(where)
+    rows = (await conn.execute(query)).all()
+    return [_package(row) for row in rows], int((await conn.execute(total)).scalar_one())
+
+
+async def list_attempts_for_tenant(
+    conn: AsyncConnection, tenant_id: str, webhook_id: str, *, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    where = (attempts.c.tenant_id == tenant_id) & (attempts.c.webhook_id == webhook_id)
+    query = select(attempts).where(where).order_by(attempts.c.id.desc()).offset(offset).limit(limit)
+    total = select(func.count()).select_from(attempts).where(where)
+    rows = (await conn.execute(query)).mappings().all()
+    return [dict(row) for row in rows], int((await conn.execute(total)).scalar_one())
+
+
+async def queue_depth(conn: AsyncConnection) -> dict[str, int]:
+    """How many packages are in each state (for /metrics)."""
+    query = select(packages.c.status, func.count()).group_by(packages.c.status)
+    return {row[0]: int(row[1]) for row in await conn.execute(query)}

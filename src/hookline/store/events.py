@@ -1,0 +1,195 @@
+"""The append-only event log: idempotent bulk append, cursor reads, the worker's window reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hookline.domain.events import NewEvent, StoredEvent, category_of, wire_size
+from hookline.domain.packing import Waiting
+from hookline.domain.webhooks import CategoryFilter
+from hookline.ids import new_id
+from hookline.store.tables import events, tenants
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CHUNK = 500
+_FULL = (events.c.seq, events.c.id, events.c.type, events.c.created_at, events.c.object)
+
+
+def _stored(row: object) -> StoredEvent:
+    return StoredEvent(row.seq, row.id, row.type, row.created_at, row.object)  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class AppendResult:
+    """Every event of the call in input order (duplicates as first stored), and the new ones."""
+
+    events: list[StoredEvent]
+    appended: list[StoredEvent]
+
+
+async def _existing(
+    conn: AsyncConnection, tenant_id: str, ids: Sequence[str]
+) -> dict[str, StoredEvent]:
+    found: dict[str, StoredEvent] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        query = select(*_FULL).where(events.c.tenant_id == tenant_id, events.c.id.in_(chunk))
+        found.update((row.id, _stored(row)) for row in await conn.execute(query))
+    return found
+
+
+async def append_events(
+    conn: AsyncConnection, tenant_id: str, batch: Sequence[NewEvent], *, now: datetime
+) -> AppendResult:
+    """Append ``batch`` in one transaction; an ``id`` stored before is not stored again.
+
+    Sequence numbers come from the tenant row, locked for the transaction, so they are dense
+    and commit in order. Server-assigned ``created_at`` never goes backwards for a tenant.
+    """
+    given = [event.id for event in batch if event.id]
+    known = await _existing(conn, tenant_id, given) if given else {}
+    head = (
+        await conn.execute(
+            select(tenants.c.last_seq, tenants.c.last_created_at)
+            .where(tenants.c.id == tenant_id)
+            .with_for_update()
+        )
+    ).one()
+    seq, clock = head.last_seq, max(now, head.last_created_at or _EPOCH)
+    result = AppendResult(events=[], appended=[])
+    for new in batch:
+        if new.id and new.id in known:
+            result.events.append(known[new.id])
+            continue
+        seq += 1
+        stored = StoredEvent(
+            seq, new.id or new_id(), new.type, new.created_at or clock, new.object_json
+        )
+        known[stored.id] = stored
+        result.events.append(stored)
+        result.appended.append(stored)
+    if result.appended:
+        await conn.execute(
+            update(tenants)
+            .where(tenants.c.id == tenant_id)
+            .values(last_seq=seq, last_created_at=clock)
+        )
+        await conn.execute(insert(events), [_row(tenant_id, e) for e in result.appended])
+    return result
+
+
+def _row(tenant_id: str, event: StoredEvent) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "seq": event.seq,
+        "id": event.id,
+        "type": event.type,
+        "category": category_of(event.type),
+        "created_at": event.created_at,
+        "object": event.object_json,
+        "size": wire_size(event.type, len(event.object_json.encode())),
+    }
+
+
+async def get_event_for_tenant(
+    conn: AsyncConnection, tenant_id: str, event_id: str
+) -> StoredEvent | None:
+    query = select(*_FULL).where(events.c.tenant_id == tenant_id, events.c.id == event_id)
+    row = (await conn.execute(query)).first()
+    return _stored(row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    after: int = 0
+    limit: int = 100
+    types: Sequence[str] = ()
+    categories: Sequence[str] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+async def list_events_for_tenant(
+    conn: AsyncConnection, tenant_id: str, query: EventQuery
+) -> list[StoredEvent]:
+    """Oldest first from sequence ``after`` (exclusive); cost bounded by ``limit`` and filters."""
+    stmt = select(*_FULL).where(events.c.tenant_id == tenant_id, events.c.seq > query.after)
+    if query.types:
+        stmt = stmt.where(events.c.type.in_(query.types))
+    if query.categories:
+        stmt = stmt.where(events.c.category.in_(query.categories))
+    if query.created_after:
+        stmt = stmt.where(events.c.created_at > query.created_after)
+    if query.created_before:
+        stmt = stmt.where(events.c.created_at < query.created_before)
+    stmt = stmt.order_by(events.c.seq).limit(query.limit)
+    return [_stored(row) for row in await conn.execute(stmt)]
+
+
+def _filtered(stmt, category_filter: CategoryFilter):  # type: ignore[no-untyped-def]
+    if category_filter.include is not None:
+        stmt = stmt.where(events.c.category.in_(sorted(category_filter.include)))
+    if category_filter.exclude:
+        stmt = stmt.where(events.c.category.not_in(sorted(category_filter.exclude)))
+    return stmt
+
+
+async def waiting_events(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    after: int,
+    category_filter: CategoryFilter,
+    limit: int,
+) -> list[Waiting]:
+    """What a webhook has waiting after its cursor: sizes and times only, in log order."""
+    stmt = select(events.c.seq, events.c.size, events.c.created_at).where(
+        events.c.tenant_id == tenant_id, events.c.seq > after
+    )
+    stmt = _filtered(stmt, category_filter).order_by(events.c.seq).limit(limit)
+    return [Waiting(row.seq, row.size, row.created_at) for row in await conn.execute(stmt)]
+
+
+async def events_between(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    first: int,
+    last: int,
+    category_filter: CategoryFilter,
+) -> list[StoredEvent]:
+    """The matching events with ``first <= seq <= last``, in log order."""
+    stmt = select(*_FULL).where(
+        events.c.tenant_id == tenant_id, events.c.seq >= first, events.c.seq <= last
+    )
+    stmt = _filtered(stmt, category_filter).order_by(events.c.seq)
+    return [_stored(row) for row in await conn.execute(stmt)]
+
+
+async def events_by_seq(
+    conn: AsyncConnection, tenant_id: str, seqs: Sequence[int]
+) -> list[StoredEvent]:
+    """Exactly these events (a package's), in log order."""
+    found: list[StoredEvent] = []
+    for start in range(0, len(seqs), _CHUNK):
+        chunk = seqs[start : start + _CHUNK]
+        stmt = select(*_FULL).where(events.c.tenant_id == tenant_id, events.c.seq.in_(chunk))
+        found.extend(_stored(row) for row in await conn.execute(stmt))
+    return sorted(found, key=lambda event: event.seq)
+
+
+async def log_head(conn: AsyncConnection, tenant_id: str) -> int:
+    """The tenant's last sequence number."""
+    query = select(tenants.c.last_seq).where(tenants.c.id == tenant_id)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def log_heads(conn: AsyncConnection) -> dict[str, int]:
+    """Every tenant's last sequence number (the workers' fallback for missed wake-ups)."""
+    rows = await conn.execute(select(tenants.c.id, tenants.c.last_seq))
+    return {row.id: row.last_seq for row in rows}

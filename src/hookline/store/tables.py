@@ -1,0 +1,193 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations must produce exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite keeps naive UTC text underneath)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ID = String(36)
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    # The log's head: the last sequence number and created_at handed out for this tenant.
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("last_created_at", UTCDateTime, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(32), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("id", ID, nullable=False),
+    Column("type", String(130), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("object", Text, nullable=False),  # exact JSON text, sent as is
+    Column("size", Integer, nullable=False),  # bytes on the wire inside a package
+    UniqueConstraint("tenant_id", "id"),
+    Index(None, "tenant_id", "category", "seq"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("tenant_id", ID, ForeignKey("tenants.id"), nullable=False),
+    Column("title", String(100), nullable=False),
+    Column("url", String(1000), nullable=False),
+    Column("types", JSON, nullable=False),
+    Column("exclude_types", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("delay", String(3), nullable=False),
+    Column("max_package_size", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    Column("disabled_reason", String(200), nullable=True),
+    Index(None, "tenant_id", "created_at"),
+)
+
+# Delivery state of one webhook: its cursor over the tenant's log, its open package, its lease.
+webhook_state = Table(
+    "webhook_state",
+    metadata,
+    Column("webhook_id", ID, ForeignKey("webhooks.id"), primary_key=True),
+    Column("tenant_id", ID, nullable=False),
+    Column("cursor_seq", BigInteger, nullable=False),  # last seq taken into a package
+    Column("open_package_id", ID, nullable=True),  # the package being delivered, if any
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Index(None, "lease_until"),
+)
+
+packages = Table(
+    "packages",
+    metadata,
+    Column("id", ID, primary_key=True),  # UUIDv7: time-ordered; sent as webhook-id
+    Column("tenant_id", ID, nullable=False),
+    Column("webhook_id", ID, nullable=False),
+    Column("kind", String(8), nullable=False),  # queue | test
+    Column("status", String(12), nullable=False),  # pending | delivered | failed | dropped
+    Column("first_seq", BigInteger, nullable=True),
+    Column("last_seq", BigInteger, nullable=True),
+    Column("event_seqs", JSON, nullable=False),
+    Column("event_ids", JSON, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index(None, "webhook_id", "id"),
+    Index(None, "status"),
+)
+
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", ID, primary_key=True),  # UUIDv7
+    Column("tenant_id", ID, nullable=False),
+    Column("webhook_id", ID, nullable=False),
+    Column("package_id", ID, nullable=False, index=True),
+    Column("number", Integer, nullable=False),
+    Column("trigger", String(12), nullable=False),  # scheduled | test
+    Column("url", String(1000), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("response_headers", JSON, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Index(None, "webhook_id", "id"),
+)
+
+# Standard Webhooks secrets of a webhook; during a rotation the old one lives until expires_at.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("webhook_id", ID, ForeignKey("webhooks.id"), nullable=False, index=True),
+    Column("secret", String(100), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+# The deployment's RFC 9421 signing keys; the newest unexpired one signs, all unexpired verify.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("alg", String(32), nullable=False),
+    Column("private_key", Text, nullable=False),  # PEM, encrypted at rest (see signing docs)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)

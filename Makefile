@@ -1,0 +1,10 @@
+# Thin wrapper over ./dev (which needs no make) for those who type make.
+.PHONY: run test lint lock
+run:
+	./dev run
+test:
+	./dev test
+lint:
+	./dev lint
+lock:
+	./dev lock

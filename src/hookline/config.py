@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -84,16 +84,25 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql", "postgres")):
+        scheme, separator, _ = value.partition("://")
+        if not separator or scheme.split("+")[0] not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must start with sqlite:/// or postgresql://")
         return value
 
     @field_validator("lease_duration")
     @classmethod
-    def _lease_exceeds_timeout(cls, value: timedelta) -> timedelta:
+    def _lease_minimum(cls, value: timedelta) -> timedelta:
         if value < timedelta(seconds=5):
             raise ValueError("must be at least 5s (and exceed the HTTP request timeout)")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_attempts(self) -> Settings:
+        # Workers renew leases every lease/3; a lease must still outlast one whole attempt, or
+        # a second worker could claim a webhook mid-delivery and break its order.
+        if self.lease_duration <= self.request_timeout:
+            raise ValueError("HOOKLINE_LEASE_DURATION must exceed HOOKLINE_REQUEST_TIMEOUT")
+        return self
 
 
 @lru_cache(maxsize=1)

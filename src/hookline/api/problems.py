@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ def problem(
     detail: str,
     slug: str,
     field: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     request_id = getattr(request.state, "request_id", "")
     body: dict[str, Any] = {
@@ -43,6 +44,8 @@ def problem(
     }
     if field:
         body["field"] = field
+    # Set here too: a 500 is answered outside RequestIdMiddleware, which then never sees it.
+    headers = {**(headers or {}), "request-id": request_id} if request_id else headers
     return Response(
         orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )
@@ -117,7 +120,8 @@ class RequestIdMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"request-id", request_id.encode()))
+                if all(name.lower() != b"request-id" for name, _ in headers):
+                    headers.append((b"request-id", request_id.encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Sequence
-from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
@@ -43,6 +42,8 @@ def is_forbidden(address: IPAddress, allowed: Sequence[Network] = ()) -> bool:
         return False
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
+        if embedded is not None and address.ipv4_mapped is not None:
+            return is_forbidden(embedded, allowed)  # a mapped address *is* its IPv4 address
         if embedded is not None and is_forbidden(embedded, allowed):
             return True
     return address.is_multicast or not address.is_global
@@ -77,7 +78,7 @@ class GuardedResolver(AbstractResolver):
             raise BlockedAddress(f"{host} resolves only to forbidden addresses")
         return safe
 
-    def _forbidden(self, answer: dict[str, Any]) -> bool:
+    def _forbidden(self, answer: ResolveResult) -> bool:
         address = parse_ip(str(answer["host"]))
         return address is None or is_forbidden(address, self._allowed)
 

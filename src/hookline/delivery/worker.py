@@ -81,6 +81,9 @@ class Worker:
         self._heads: dict[str, int] = {}
         self._stopping = False
         self._ready = asyncio.Event()
+        self._renew_every = min(
+            settings.lease_duration.total_seconds() / 3, settings.resync_interval.total_seconds()
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -307,8 +310,9 @@ class Worker:
     # --- leases and loading -----------------------------------------------------------------
 
     async def _maintain(self) -> None:
-        """Poll log heads (safety net) every second; renew and claim leases periodically."""
-        last_sync = time.monotonic()
+        """Poll log heads (safety net) every second; renew and claim leases every lease/3;
+        reload the settings of held webhooks every resync interval."""
+        last_renewal = last_reload = time.monotonic()
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
@@ -318,9 +322,11 @@ class Worker:
                     if head > self._heads.get(tenant_id, 0):
                         self._heads[tenant_id] = head
                         self._poke_tenant(tenant_id)
-                if time.monotonic() - last_sync >= self.settings.resync_interval.total_seconds():
-                    last_sync = time.monotonic()
+                if time.monotonic() - last_renewal >= self._renew_every:
+                    last_renewal = time.monotonic()
                     await self._sync()
+                if time.monotonic() - last_reload >= self.settings.resync_interval.total_seconds():
+                    last_reload = time.monotonic()
                     await self._reload([i for i, r in self._runtimes.items() if not r.busy])
             except Exception:
                 log.exception("worker maintenance failed")

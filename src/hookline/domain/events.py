@@ -24,7 +24,7 @@ def category_of(event_type: str) -> str:
 
 def check_type(event_type: object, *, open_catalog: bool, field: str = "type") -> str:
     """Validate an event type against the syntax and (unless open) the catalogue."""
-    if not isinstance(event_type, str) or not TYPE_PATTERN.match(event_type):
+    if not isinstance(event_type, str) or not TYPE_PATTERN.fullmatch(event_type):
         raise ValidationFailed(
             "type must look like CATEGORY.ACTION in upper case, e.g. ORDER.FILLED", field=field
         )
@@ -44,11 +44,11 @@ def parse_ts(value: object, *, field: str = "created_at") -> datetime:
         raise ValidationFailed("must be an RFC 3339 timestamp string", field=field)
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            raise ValidationFailed("timestamp needs a time zone (Z or +hh:mm)", field=field)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationFailed(f"not an RFC 3339 timestamp: {value!r}", field=field) from None
-    if moment.tzinfo is None:
-        raise ValidationFailed("timestamp needs a time zone (Z or +hh:mm)", field=field)
-    return moment.astimezone(UTC)
 
 
 def wire_size(event_type: str, object_json_len: int) -> int:

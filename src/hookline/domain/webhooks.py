@@ -19,12 +19,13 @@ DEFAULT_MAX_PACKAGE_SIZE = 10240
 MIN_PACKAGE_SIZE = 100
 MAX_PACKAGE_SIZE = 1_048_576
 MAX_URL_LENGTH = 1000
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$", re.IGNORECASE)
 
 
 def delay_seconds(delay: str, *, field: str = "config.delay") -> int:
     """``"5s"`` -> 5, ``"2m"`` -> 120; the pattern is ``^[1-9][0-9]?[sm]$``."""
-    if not isinstance(delay, str) or not DELAY_PATTERN.match(delay):
+    if not isinstance(delay, str) or not DELAY_PATTERN.fullmatch(delay):
         raise ValidationFailed("delay must match ^[1-9][0-9]?[sm]$ (e.g. 1s, 30s, 5m)", field=field)
     amount = int(delay[:-1])
     return amount * 60 if delay.endswith("m") else amount
@@ -41,10 +42,12 @@ def check_package_size(size: object, *, field: str = "config.max_package_size") 
 
 
 def _is_ip_literal(host: str) -> bool:
+    """An IP address in any spelling resolvers accept: ``10.0.0.1.``, ``127.1``, ``0x7f.1``."""
+    host = host.strip("[]").rstrip(".")
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return bool(_NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]))
     return True
 
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import structlog
 import uvicorn
@@ -19,6 +19,7 @@ from hookline.store.migrate import migrate
 
 log = structlog.get_logger("hookline.server")
 KEY_REFRESH_SECONDS = 60.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 async def _refresh_keys(services: Services) -> None:
@@ -31,7 +32,7 @@ async def _refresh_keys(services: Services) -> None:
 async def _stop_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
@@ -81,6 +82,22 @@ async def run(
         await services.close()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a stop signal only stops serving: uvicorn re-raises the signal
+    once it is done, which would kill the process before the worker hands its leases back."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+
+
 async def _serve_api(services: Services, host: str, port: int) -> None:
     config = uvicorn.Config(
         create_app(services),
@@ -92,7 +109,7 @@ async def _serve_api(services: Services, host: str, port: int) -> None:
         timeout_graceful_shutdown=20,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     serving = asyncio.create_task(server.serve())
     # uvicorn offers no started event to await; poll its flag briefly during start-up.
     while not server.started and not serving.done():  # noqa: ASYNC110

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/events", tags=["events"])
 Publisher = Annotated[Principal, Depends(require("events:publish"))]
 Reader = Annotated[Principal, Depends(require("events:read"))]
 MAX_OBJECT_BYTES = 262_144
+MAX_SEQUENCE = 2**63 - 1  # a 64-bit column: larger cursors would crash the driver
 
 _PUBLISH_BODY = {
     "required": True,
@@ -52,18 +54,17 @@ def _parse_publish(body: bytes, *, open_catalog: bool, limit: int) -> tuple[list
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise ValidationFailed("request body is not valid JSON", field="body") from None
-    now = utcnow()
-    check = {"open_catalog": open_catalog, "max_object_bytes": MAX_OBJECT_BYTES, "now": now}
+    check = functools.partial(
+        parse_new_event, open_catalog=open_catalog, max_object_bytes=MAX_OBJECT_BYTES, now=utcnow()
+    )
     if isinstance(raw, dict) and "events" in raw:
         if set(raw) != {"events"} or not isinstance(raw["events"], list):
             raise ValidationFailed('a batch is {"events": [...]} and nothing else', field="events")
         items = raw["events"]
         if not 1 <= len(items) <= limit:
             raise ValidationFailed(f"give 1..{limit} events per call", field="events")
-        return [
-            parse_new_event(e, where=f"events[{i}].", **check) for i, e in enumerate(items)
-        ], True
-    return [parse_new_event(raw, **check)], False
+        return [check(e, where=f"events[{i}].") for i, e in enumerate(items)], True
+    return [check(raw)], False
 
 
 @router.post(
@@ -100,7 +101,9 @@ def _split(values: list[str]) -> list[str]:
 async def list_events(
     request: Request,
     principal: Reader,
-    after: Annotated[int, Query(ge=0, description="sequence number to continue after")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_SEQUENCE, description="sequence number to continue after")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[list[str], Query(description="event types (repeat or comma-separate)")] = [],  # noqa: B006
     category: Annotated[list[str], Query()] = [],  # noqa: B006

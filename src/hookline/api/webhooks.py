@@ -67,12 +67,17 @@ def _spec_from(body: WebhookCreate) -> WebhookSpec:
 
 def _patched(spec: WebhookSpec, patch: WebhookPatch) -> WebhookSpec:
     changes = patch.model_dump(exclude_unset=True, exclude={"config"})
+    if "config" in patch.model_fields_set and patch.config is None:
+        changes["config"] = None
     config = patch.config.model_dump(exclude_unset=True) if patch.config else {}
-    nulls = [k for k, v in {**changes, **config}.items() if v is None]
+    fields = {**changes, **{f"config.{k}": v for k, v in config.items()}}
+    nulls = [k for k, v in fields.items() if v is None]
     if nulls:
         raise ValidationFailed("cannot be null; leave it out instead", field=nulls[0])
     renamed = {"type": "types", "exclude_type": "exclude_types"}
-    values = {renamed.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in changes.items()}
+    values: dict[str, Any] = {
+        renamed.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in changes.items()
+    }
     return dataclasses.replace(spec, **values, **config)
 
 
@@ -164,7 +169,7 @@ async def _test(webhook_id: str, request: Request, principal: Principal, wait: b
         outcome["response"] = {
             "status": result.status, "headers": result.headers, "body": result.excerpt,
         }  # fmt: skip
-    return outcome
+    return JSONResponse(TestResult.model_validate(outcome).model_dump(exclude_none=True))
 
 
 _TEST_RESPONSES = {

@@ -132,10 +132,10 @@ def webhooks_list(tenant: TenantOption, as_json: JsonFlag = False) -> None:
         return [webhook_json(r) for r in records]
 
     found = run(go())
-    emit(as_json, {"data": found}, lambda: [
-        typer.echo(f"{w['id']}  {'on ' if w['enabled'] else 'off'}  {w['url']}  {w['title']}")
-        for w in found
-    ])  # fmt: skip
+    lines = [
+        f"{w['id']}  {'on ' if w['enabled'] else 'off'}  {w['url']}  {w['title']}" for w in found
+    ]
+    emit(as_json, {"data": found}, lambda: typer.echo("\n".join(lines) or "no webhooks"))
 
 
 @webhooks_app.command("create")
@@ -219,9 +219,8 @@ def events_publish(
         return [orjson.loads(orjson.dumps(event_json(e))) for e in result.events]
 
     stored = run(go())
-    emit(as_json, {"events": stored}, lambda: [
-        typer.echo(f"#{e['sequence']} {e['type']} {e['id']}") for e in stored
-    ])  # fmt: skip
+    lines = [f"#{e['sequence']} {e['type']} {e['id']}" for e in stored]
+    emit(as_json, {"events": stored}, lambda: typer.echo("\n".join(lines)))
 
 
 def _read_json(source: str) -> Any:

@@ -56,6 +56,9 @@ def wire_size(event_type: str, object_json_len: int) -> int:
     return _ITEM_OVERHEAD + len(event_type) + object_json_len + 1
 
 
+MIN_WIRE_SIZE = wire_size("A.B", len("{}"))  # the smallest event there can be
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """An event as it sits in the log; ``object_json`` is the exact JSON text of ``object``."""
@@ -124,7 +127,7 @@ def parse_new_event(
 ) -> NewEvent:
     """Validate one event from a publish call; errors name the field (e.g. ``events[3].type``)."""
     if not isinstance(raw, dict):
-        raise ValidationFailed("must be a JSON object", field=where or "body")
+        raise ValidationFailed("must be a JSON object", field=where.rstrip(".") or "body")
     unknown = sorted(set(raw) - _EVENT_FIELDS)
     if unknown:
         raise ValidationFailed("unknown field", field=f"{where}{unknown[0]}")

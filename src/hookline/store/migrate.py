@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -18,5 +20,15 @@ def alembic_config(url: str) -> Config:
 
 
 def migrate(url: str) -> None:
-    """Apply every migration up to head. Blocking: call it outside a running event loop."""
-    command.upgrade(alembic_config(url), "head")
+    """Apply every migration up to head.
+
+    Alembic's environment runs its own event loop, so inside a running loop (a command's
+    coroutine) the upgrade runs on a helper thread; callers need not care where they are.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), "head")
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), "head").result()

@@ -1,8 +1,9 @@
 """The deployment's signing keys: where they live, how they rotate, which ones are published.
 
 Two homes, chosen by configuration:
-- ``HOOKLINE_SIGNING_KEY_FILE``: PEM private keys in a file the operator manages; the first
-  signs, all are published. ``hookline keys rotate-signing`` puts a new key first.
+- ``HOOKLINE_SIGNING_KEY_FILE``: PEM private keys in a file the operator manages (mode 0600);
+  the first signs, the others are published. ``hookline keys rotate-signing`` puts a new key
+  first and notes "published until <date>" (the overlap) above the previous ones.
 - otherwise the ``signing_keys`` table, each key encrypted (Fernet) with a key derived from
   ``HOOKLINE_SECRET_KEY``; on SQLite without it, a random one is kept in ``<database>.key``.
 """
@@ -12,18 +13,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from datetime import datetime
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import insert, select, update
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from hookline.config import Settings
 from hookline.errors import ConfigError
 from hookline.ids import utcnow
 from hookline.signatures.keys import (
+    ED25519,
+    InvalidKey,
     SigningKey,
     algorithm_for_key,
     generate_signing_key,
@@ -45,31 +52,108 @@ def thumbprint_kid(key: SigningKey) -> str:
 # --- the key file -----------------------------------------------------------------------
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write_temporary(path: Path, data: bytes) -> Path:
+    """``data`` in a new file (mode 0600) next to ``path``, fully written and synced."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically with ``data``, readable by the owner only."""
+    temporary = _write_temporary(path, data)
     temporary.replace(path)
 
 
-def _file_keys(path: Path, alg: str) -> list[SigningKey]:
-    if not path.exists():
-        _write_private(path, _pem_of_new(alg))
-    blocks = path.read_bytes().split(b"-----END PRIVATE KEY-----")
-    keys = []
-    for block in blocks:
-        if b"-----BEGIN" not in block:
-            continue
-        pem = block.strip() + b"\n-----END PRIVATE KEY-----\n"
+def _create_private(path: Path, data: bytes) -> None:
+    """Create ``path`` with ``data`` (mode 0600) unless it exists: of processes starting
+    together, exactly one creates it and all then read the same content."""
+    temporary = _write_temporary(path, data)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----", re.DOTALL)
+_PUBLISHED_UNTIL = re.compile(rb"published until (\S+)")
+
+
+@dataclass(frozen=True)
+class _FileEntry:
+    """One PEM block of the key file, with the end of its publication if it was retired."""
+
+    pem: bytes
+    until: datetime | None
+
+
+def _file_entries(path: Path) -> list[_FileEntry]:
+    """The PEM blocks of the key file, in order. Text before a block (RFC 7468 "explanatory
+    text") may say ``published until <ISO 8601>``; ``rotate()`` writes that for old keys."""
+    data = path.read_bytes()
+    entries, previous_end = [], 0
+    for match in _PEM_BLOCK.finditer(data):
+        note = _PUBLISHED_UNTIL.search(data[previous_end : match.start()])
+        previous_end = match.end()
+        until = None
+        if note is not None:
+            try:
+                until = datetime.fromisoformat(note.group(1).decode("ascii"))
+            except ValueError:
+                raise ConfigError(f"{path}: bad date in {note.group(0)!r}") from None
+        entries.append(_FileEntry(match.group(0) + b"\n", until))
+    return entries
+
+
+def _key_of(path: Path, pem: bytes) -> SigningKey:
+    try:
         private = serialization.load_pem_private_key(pem, password=None)
-        alg_of = algorithm_for_key(private)  # type: ignore[arg-type]
-        unnamed = load_signing_key(pem, "pending", alg_of)
-        keys.append(load_signing_key(pem, thumbprint_kid(unnamed), alg_of))
-    if not keys:
+        if not isinstance(private, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
+            raise InvalidKey(f"unsupported key type {type(private).__name__}")
+        alg = algorithm_for_key(private)
+        unnamed = SigningKey(kid="pending", alg=alg, private_key=private)
+    except (ValueError, TypeError) as exc:  # InvalidKey is a ValueError
+        raise ConfigError(
+            f"{path}: cannot use a key in it (unencrypted PKCS#8 Ed25519 or P-256 needed): {exc}"
+        ) from None
+    return SigningKey(kid=thumbprint_kid(unnamed), alg=alg, private_key=private)
+
+
+def _file_keys(path: Path, alg: str) -> list[SigningKey]:
+    """The first key of the file (it signs) and the retired ones still published."""
+    if not path.exists():
+        _create_private(path, _pem_of_new(alg))
+    entries = _file_entries(path)
+    if not entries:
         raise ConfigError(f"{path} holds no PEM private key")
-    return keys
+    now = utcnow()
+    live = [entries[0]] + [e for e in entries[1:] if e.until is None or e.until > now]
+    return [_key_of(path, entry.pem) for entry in live]
+
+
+def _rotate_file(path: Path, alg: str, overlap: timedelta) -> None:
+    """Put a new key first; the others stay published for ``overlap`` (or until the date
+    already noted for them) and are dropped from the file once past it."""
+    now = utcnow()
+    entries = _file_entries(path) if path.exists() else []
+    parts = [_pem_of_new(alg)]
+    for entry in entries:
+        until = entry.until or now + overlap
+        if until > now:
+            note = f"Retired signing key, published until {until.isoformat()}\n"
+            parts.append(note.encode("ascii") + entry.pem)
+    _write_private(path, b"".join(parts))
 
 
 def _pem_of_new(alg: str) -> bytes:
@@ -90,7 +174,7 @@ def _fernet(settings: Settings) -> Fernet:
             )
         key_path = Path(url.database + ".key")
         if not key_path.exists():
-            _write_private(key_path, base64.urlsafe_b64encode(os.urandom(32)))
+            _create_private(key_path, base64.urlsafe_b64encode(os.urandom(32)))
         secret = key_path.read_text().strip()
     derived = hashlib.sha256(b"hookline-signing-keys:" + secret.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(derived))
@@ -105,12 +189,37 @@ class Keyring:
     async def load(self) -> list[SigningKey]:
         """Keys in force, the signing one first (created on first use)."""
         if self.settings.signing_key_file is not None:
-            return _file_keys(self.settings.signing_key_file, self.settings.signing_alg)
-        keys = await self._db_keys(utcnow())
-        if not keys:
-            await self.rotate()
+            keys = _file_keys(self.settings.signing_key_file, self.settings.signing_alg)
+        else:
             keys = await self._db_keys(utcnow())
+            if not keys:
+                await self._create_first()
+                keys = await self._db_keys(utcnow())
+        if self.settings.sign_v1a and keys[0].alg != ED25519:
+            raise ConfigError(
+                f"HOOKLINE_SIGN_V1A needs an ed25519 signing key; the current key "
+                f"{keys[0].kid} is {keys[0].alg}"
+            )
         return keys
+
+    async def _create_first(self) -> None:
+        """Create the first key unless a process starting at the same time just did."""
+        key = generate_signing_key(self.settings.signing_alg)
+        token = _fernet(self.settings).encrypt(key.private_pem()).decode()
+        now = utcnow()
+        async with self.db.write() as conn:  # BEGIN IMMEDIATE on SQLite: one writer at a time
+            if not self.db.is_sqlite:
+                await conn.execute(text("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"))
+            live = signing_keys.c.expires_at.is_(None) | (signing_keys.c.expires_at > now)
+            query = select(func.count()).select_from(signing_keys).where(live)
+            count = (await conn.execute(query)).scalar_one()
+            if count:
+                return
+            await conn.execute(
+                insert(signing_keys).values(
+                    kid=key.kid, alg=key.alg, private_key=token, created_at=now
+                )
+            )
 
     async def _db_keys(self, now: datetime) -> list[SigningKey]:
         fernet = _fernet(self.settings)
@@ -136,8 +245,7 @@ class Keyring:
         """Make a new key the signing one; the previous ones stay published for the overlap."""
         if self.settings.signing_key_file is not None:
             path = self.settings.signing_key_file
-            existing = path.read_bytes() if path.exists() else b""
-            _write_private(path, _pem_of_new(self.settings.signing_alg) + existing)
+            _rotate_file(path, self.settings.signing_alg, self.settings.signing_key_overlap)
             return _file_keys(path, self.settings.signing_alg)[0]
         key = generate_signing_key(self.settings.signing_alg)
         now = utcnow()

@@ -6,6 +6,7 @@ JSON object on stdout. Errors are one line on stderr and a non-zero exit.
 
 from __future__ import annotations
 
+import hookline.cli.listen  # noqa: F401  (registers `hookline listen`)
 from hookline.cli import manage, serving  # noqa: F401  (they register their commands)
 from hookline.cli.base import app
 from hookline.logs import configure_logging

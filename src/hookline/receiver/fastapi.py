@@ -35,7 +35,8 @@ def webhook_events(**options: Unpack[VerifierOptions]) -> EventsDependency:
     """A dependency verifying the raw body and headers of the request; returns the events.
 
     Takes the options of :class:`~hookline.receiver.WebhookVerifier`: ``secret``, ``jwks``
-    (client, document or URL), ``public_key``, ``tolerance``, and ``url`` to override the
+    (client, document or URL), ``jwks_headers`` (sent when ``jwks`` is a URL, e.g. the
+    ``Authorization`` header), ``public_key``, ``tolerance``, and ``url`` to override the
     request URL behind a proxy. Verification runs in the thread pool, since a JWKS refresh
     does blocking I/O.
     """

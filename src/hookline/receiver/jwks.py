@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -19,10 +20,21 @@ Fetch = Callable[[str], Mapping[str, Any]]
 _MAX_JWKS_BYTES = 1_000_000
 
 
-def fetch_jwks(url: str, *, timeout: float = 10.0) -> Mapping[str, Any]:
-    """GET a JWKS with the standard library (``urllib.request``) and parse it."""
+def fetch_jwks(
+    url: str, *, timeout: float = 10.0, headers: Mapping[str, str] | None = None
+) -> Mapping[str, Any]:
+    """GET a JWKS with the standard library (``urllib.request``) and parse it.
+
+    ``headers`` are added to the request, e.g. ``{"Authorization": "Bearer <api key>"}``:
+    Hookline's ``GET /auth/verify_keys`` needs an API key with the ``webhooks:read`` scope.
+    """
     request = urllib.request.Request(
-        url, headers={"Accept": "application/json", "User-Agent": "hookline-receiver"}
+        url,
+        headers={
+            "Accept": "application/json",
+            "User-Agent": "hookline-receiver",
+            **(headers or {}),
+        },
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         document: Mapping[str, Any] = json.loads(response.read(_MAX_JWKS_BYTES))
@@ -60,12 +72,17 @@ class JWKSClient:
     ``keyid`` values cannot make the receiver hammer the JWKS endpoint. If a refresh fails,
     the keys already known keep working. ``fetch`` (default: :func:`fetch_jwks`) and
     ``clock`` (monotonic seconds) are injectable for tests.
+
+    ``headers`` are sent with every fetch by the default fetcher; Hookline's JWKS endpoint
+    needs ``{"Authorization": "Bearer <API key with webhooks:read>"}``. A custom ``fetch``
+    is called with the URL only and must add its own credentials.
     """
 
     def __init__(
         self,
         url: str,
         *,
+        headers: Mapping[str, str] | None = None,
         cache_seconds: float = 300,
         fetch: Fetch | None = None,
         refetch_interval: float = 10,
@@ -74,7 +91,8 @@ class JWKSClient:
         self.url = url
         self.cache_seconds = cache_seconds
         self.refetch_interval = refetch_interval
-        self._fetch: Fetch = fetch or fetch_jwks
+        self.headers = dict(headers or {})
+        self._fetch: Fetch = fetch or functools.partial(fetch_jwks, headers=self.headers)
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[str, PublicKey] = {}

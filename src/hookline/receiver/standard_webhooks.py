@@ -24,7 +24,7 @@ def verify_standard_webhooks(
     """
     require_headers(headers, "webhook-id", "webhook-timestamp", "webhook-signature")
     raw_timestamp = headers["webhook-timestamp"].strip()
-    if not raw_timestamp.isdigit():
+    if not (raw_timestamp.isascii() and raw_timestamp.isdigit()):
         raise BadSignature(f"webhook-timestamp is not Unix seconds: {raw_timestamp!r}")
     check_timestamp(int(raw_timestamp), now=now, tolerance=tolerance, what="webhook-timestamp")
     if not verify_v1(

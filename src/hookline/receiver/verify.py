@@ -117,6 +117,7 @@ class VerifierOptions(TypedDict, total=False):
 
     secret: Secrets | None
     jwks: JWKS | str | None
+    jwks_headers: Mapping[str, str] | None
     public_key: PublicKeyLike | None
     tolerance: int
     url: str | None
@@ -127,9 +128,10 @@ class WebhookVerifier:
     """Verification settings fixed once (see :func:`verify` for their meaning).
 
     ``jwks`` may also be the JWKS URL (``https://<hookline>/auth/verify_keys``); a caching
-    :class:`JWKSClient` is made for it. ``url``, when set, overrides the request URL the
-    framework adapters would otherwise use: set it when a proxy or load balancer changes the
-    scheme, host or path between Hookline and your app.
+    :class:`JWKSClient` is made for it, sending ``jwks_headers`` (Hookline's endpoint needs
+    ``{"Authorization": "Bearer <API key with webhooks:read>"}``). ``url``, when set,
+    overrides the request URL the framework adapters would otherwise use: set it when a
+    proxy or load balancer changes the scheme, host or path between Hookline and your app.
     """
 
     secret: Secrets | None = None
@@ -137,10 +139,13 @@ class WebhookVerifier:
     public_key: PublicKeyLike | None = None
     tolerance: int = 300
     url: str | None = None
+    jwks_headers: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.jwks, str):
-            object.__setattr__(self, "jwks", JWKSClient(self.jwks))
+            object.__setattr__(self, "jwks", JWKSClient(self.jwks, headers=self.jwks_headers))
+        elif self.jwks_headers is not None:
+            raise ValueError("jwks_headers= is only used with jwks= given as a URL")
         if self.secret is None and self.jwks is None and self.public_key is None:
             raise ValueError("nothing to verify with: give secret=, jwks= or public_key=")
 

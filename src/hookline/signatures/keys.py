@@ -46,7 +46,11 @@ def _check_alg(alg: str, key: PrivateKey | PublicKey) -> None:
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         if alg == ED25519:
             return
-    elif alg == ECDSA_P256_SHA256 and isinstance(key.curve, ec.SECP256R1):
+    elif (
+        alg == ECDSA_P256_SHA256
+        and isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
+        and isinstance(key.curve, ec.SECP256R1)
+    ):
         return
     raise InvalidKey(f"key of type {type(key).__name__} cannot be used with alg {alg!r}")
 

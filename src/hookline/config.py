@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     secret_rotation_overlap: timedelta = timedelta(hours=24)
     sign_v1a: bool = False
 
+    # retention (0 keeps forever); see docs/operations.md
+    retention_events: timedelta = timedelta(days=30)
+    retention_history: timedelta = timedelta(days=30)
+    retention_interval: timedelta = timedelta(minutes=10)
+    retention_batch: int = Field(default=5000, ge=100, le=100_000)
+
     # api
     max_events_per_publish: int = Field(default=1000, ge=1, le=100_000)
 
@@ -75,6 +81,9 @@ class Settings(BaseSettings):
         "resync_interval",
         "signing_key_overlap",
         "secret_rotation_overlap",
+        "retention_events",
+        "retention_history",
+        "retention_interval",
         mode="before",
     )
     @classmethod

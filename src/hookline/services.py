@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hookline.config import Settings
+from hookline.delivery.relay import PgRelay
 from hookline.delivery.sender import Sender
 from hookline.delivery.signing import Signer
 from hookline.delivery.wakeups import Wakeups
@@ -24,6 +25,7 @@ class Services:
     signer: Signer
     sender: Sender
     published_keys: list[SigningKey] = field(default_factory=list)
+    relay: PgRelay | None = None
 
     async def refresh_keys(self) -> None:
         """Pick up a key rotation made by another process."""
@@ -31,6 +33,8 @@ class Services:
         self.signer.key, self.published_keys = keys[0], keys
 
     async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
         await self.sender.close()
         await self.db.close()
 
@@ -40,10 +44,16 @@ async def open_services(settings: Settings, *, wakeups: Wakeups | None = None) -
     db = Database(settings.database_url)
     keyring = Keyring(db, settings)
     keys = await keyring.load()
+    wakeups = wakeups or Wakeups()
+    relay = None
+    if not db.is_sqlite:
+        relay = PgRelay(settings.database_url, wakeups)
+        await relay.start()
     return Services(
         settings=settings,
         db=db,
-        wakeups=wakeups or Wakeups(),
+        relay=relay,
+        wakeups=wakeups,
         keyring=keyring,
         signer=Signer(keys[0], v1a=settings.sign_v1a),
         sender=Sender(settings),

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import math
 import os
 import secrets
 import socket
@@ -28,8 +29,8 @@ from hookline.delivery.runtime import Runtime
 from hookline.delivery.sender import Sender
 from hookline.delivery.signing import Signer
 from hookline.delivery.wakeups import Wakeups
-from hookline.domain.events import Published
-from hookline.domain.packing import plan_package
+from hookline.domain.events import MIN_WIRE_SIZE, Published
+from hookline.domain.packing import plan_package, planning_window
 from hookline.ids import utcnow
 from hookline.store.db import Database
 from hookline.store.deliveries import (
@@ -39,14 +40,17 @@ from hookline.store.deliveries import (
     release_leases,
     renew_leases,
 )
-from hookline.store.events import events_between, events_by_seq, log_head, log_heads, waiting_events
+from hookline.store.events import events_by_seq, log_heads, waiting_events
+from hookline.store.retention import prune
 from hookline.store.webhooks import active_secrets, webhooks_by_id
+from hookline.store.workers import deliverable_webhooks, forget, heartbeat, live_workers
 
 log = structlog.get_logger("hookline.worker")
 
 BURST = 16  # packages one webhook may send back to back before others get a turn
 POLL_SECONDS = 1.0  # safety net for publishes whose wake-up this process did not see
 CLAIM_BATCH = 1000
+SHARE_SLACK = 1  # hold up to one webhook over the fair share before handing any back
 ERROR_PAUSE = 5.0
 
 
@@ -81,6 +85,7 @@ class Worker:
         self._heads: dict[str, int] = {}
         self._stopping = False
         self._ready = asyncio.Event()
+        self._sync_lock = asyncio.Lock()
         self._renew_every = min(
             settings.lease_duration.total_seconds() / 3, settings.resync_interval.total_seconds()
         )
@@ -89,20 +94,22 @@ class Worker:
 
     async def run(self) -> None:
         self.wakeups.subscribe(self)
-        maintenance: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             async with self.db.read() as conn:
                 self._heads = await log_heads(conn)
             await self._sync()
             self._ready.set()
-            maintenance = asyncio.create_task(self._maintain())
+            background = [
+                asyncio.create_task(self._maintain()),
+                asyncio.create_task(self._retention()),
+            ]
             await self._loop()
         finally:
             self.wakeups.unsubscribe(self)
-            if maintenance:
-                maintenance.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await maintenance
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
 
     async def wait_ready(self) -> None:
         await self._ready.wait()
@@ -117,6 +124,7 @@ class Worker:
                 task.cancel()
         async with self.db.write() as conn:
             await release_leases(conn, self.owner)
+            await forget(conn, self.owner, before=utcnow() - 10 * self.settings.lease_duration)
 
     # --- scheduling ------------------------------------------------------------------------
 
@@ -191,35 +199,35 @@ class Worker:
 
     async def _open_next(self, runtime: Runtime) -> float | None:
         now = utcnow()
+        # Captured before the read: every event up to it is visible to the read (the head only
+        # moves after commits), so "nothing waiting" means nothing up to it ever will be.
+        head = self._heads.get(runtime.tenant_id, 0)
         async with self.db.read() as conn:
-            head = await log_head(conn, runtime.tenant_id)
-            waiting = await waiting_events(
+            window = await waiting_events(
                 conn,
                 runtime.tenant_id,
                 after=runtime.after,
                 category_filter=runtime.filter,
-                limit=self.settings.max_package_events,
+                limit=planning_window(
+                    max_size=runtime.spec.max_package_size,
+                    max_events=self.settings.max_package_events,
+                    min_event_size=MIN_WIRE_SIZE,
+                ),
             )
-            plan = plan_package(
-                waiting,
-                max_size=runtime.spec.max_package_size,
-                max_events=self.settings.max_package_events,
-                delay=runtime.spec.delay_timedelta,
-                now=now,
-            )
-            if plan is None:
-                runtime.floor, runtime.pending_bytes = head, 0
-                return None
-            runtime.pending_bytes = sum(item.size for item in waiting)
-            if plan.due_at > now:
-                return plan.due_at.timestamp()
-            events = await events_between(
-                conn,
-                runtime.tenant_id,
-                first=waiting[0].seq,
-                last=waiting[plan.take - 1].seq,
-                category_filter=runtime.filter,
-            )
+        plan = plan_package(
+            [waiting for waiting, _ in window],
+            max_size=runtime.spec.max_package_size,
+            max_events=self.settings.max_package_events,
+            delay=runtime.spec.delay_timedelta,
+            now=now,
+        )
+        if plan is None:
+            runtime.floor, runtime.pending_bytes = max(runtime.floor, head), 0
+            return None
+        runtime.pending_bytes = sum(waiting.size for waiting, _ in window)
+        if plan.due_at > now:
+            return plan.due_at.timestamp()
+        events = [event for _, event in window[: plan.take]]
         body = package_body(events, runtime.webhook_id)
         async with self.db.write() as conn:
             package = await open_package(
@@ -331,31 +339,87 @@ class Worker:
             except Exception:
                 log.exception("worker maintenance failed")
 
+    async def _retention(self) -> None:
+        """Prune what is past retention, in its own task so lease renewal never waits on it."""
+        settings = self.settings
+        while settings.retention_interval:
+            await asyncio.sleep(settings.retention_interval.total_seconds())
+            try:
+                pruned = await prune(
+                    self.db, events_age=settings.retention_events,
+                    history_age=settings.retention_history, now=utcnow(),
+                    batch=settings.retention_batch,
+                )  # fmt: skip
+                if pruned.events or pruned.packages or pruned.attempts:
+                    log.info("pruned", events=pruned.events, packages=pruned.packages,
+                             attempts=pruned.attempts)  # fmt: skip
+            except Exception:
+                log.exception("retention failed")
+
     async def _sync(self) -> None:
-        """Renew our leases, claim free webhooks, and drop what we no longer hold."""
+        """Heartbeat, renew our leases, claim up to our fair share, hand back any excess.
+
+        The share is the deliverable webhooks divided by the live workers, so workers that
+        start or die rebalance within a renewal period, without a coordinator. One sync at a
+        time: each makes the runtimes match the leases it saw, so two interleaved would drop
+        each other's freshly claimed webhooks (leased, but driven by nobody)."""
+        async with self._sync_lock:
+            await self._sync_once()
+
+    async def _sync_once(self) -> None:
         now = utcnow()
         until = now + self.settings.lease_duration
         async with self.db.write() as conn:
+            await heartbeat(conn, self.owner, now=now)
+            live = await live_workers(conn, since=now - self.settings.lease_duration)
+            share = math.ceil(await deliverable_webhooks(conn) / live)
             held = await renew_leases(conn, self.owner, until=until)
-            held |= set(
-                await claim_webhooks(conn, self.owner, now=now, until=until, limit=CLAIM_BATCH)
-            )
+            if len(held) < share:
+                wanted = min(share - len(held), CLAIM_BATCH)
+                held |= set(
+                    await claim_webhooks(conn, self.owner, now=now, until=until, limit=wanted)
+                )
+            excess = self._excess(held, share)
+            if excess:
+                await release_leases(conn, self.owner, excess)
+                held -= set(excess)
         self._drop([i for i in self._runtimes if i not in held])
         await self._reload([i for i in held if i not in self._runtimes])
         metrics.WEBHOOKS_HELD.set(len(self._runtimes))
+
+    def _excess(self, held: set[str], share: int) -> list[str]:
+        """Idle webhooks to hand back when we hold more than our share (dropped at once, so
+        no step starts on them while the release commits)."""
+        surplus = len(held) - share - SHARE_SLACK
+        if surplus <= 0:
+            return []
+        idle = [
+            webhook_id
+            for webhook_id in held
+            if (runtime := self._runtimes.get(webhook_id)) is None
+            or (not runtime.busy and runtime.package is None)
+        ][:surplus]
+        self._drop(idle)
+        return idle
 
     async def _reload(self, webhook_ids: list[str]) -> None:
         """(Re)build the runtimes of these webhooks from the database and look at them now."""
         if not webhook_ids:
             return
-        for webhook_id in webhook_ids:
-            if webhook_id in self._runtimes:
-                self._runtimes[webhook_id].busy = True  # keep the loop off it while loading
-        now = utcnow()
-        async with self.db.read() as conn:
-            records = {r.id: r for r in await webhooks_by_id(conn, webhook_ids)}
-            states = {s.webhook_id: s for s in await load_states(conn, list(records))}
-            keys = await active_secrets(conn, list(records), now=now)
+        previous = [self._runtimes[i] for i in webhook_ids if i in self._runtimes]
+        for runtime in previous:
+            runtime.busy = True  # keep the loop off it while loading
+        try:
+            now = utcnow()
+            async with self.db.read() as conn:
+                records = {r.id: r for r in await webhooks_by_id(conn, webhook_ids)}
+                states = {s.webhook_id: s for s in await load_states(conn, list(records))}
+                keys = await active_secrets(conn, list(records), now=now)
+        except BaseException:
+            for runtime in previous:
+                runtime.busy = False
+                self._schedule(runtime, time.time() + ERROR_PAUSE)
+            raise
         gone = [
             i
             for i in webhook_ids
@@ -381,7 +445,8 @@ class Worker:
         self._by_tenant[runtime.tenant_id].add(runtime.webhook_id)
         if previous is not None and runtime.same_queue_as(previous):
             runtime.floor, runtime.pending_bytes = previous.floor, previous.pending_bytes
-            self._schedule(runtime, previous.due)
+            # a wake-up that reached the previous runtime while it was reloading is not lost
+            self._schedule(runtime, time.time() if previous.poked else previous.due)
         else:
             self._schedule(runtime, time.time())
 

@@ -18,6 +18,12 @@ class Waiting:
     created_at: datetime
 
 
+def planning_window(*, max_size: int, max_events: int, min_event_size: int) -> int:
+    """How many waiting events to read to plan one package: one more than can fit, so a
+    full read always means a full package, and the read stays as small as the package."""
+    return min(max_events, max_size // min_event_size + 1)
+
+
 @dataclass(frozen=True, slots=True)
 class PackPlan:
     """``take`` events form the next package, due at ``due_at`` (already due if in the past)."""

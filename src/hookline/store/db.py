@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -90,3 +92,15 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+async def upsert(
+    conn: AsyncConnection, table: Table, values: dict[str, Any], *, key: str, update: list[str]
+) -> None:
+    """Insert a row, or update ``update`` columns if ``key`` exists (both backends)."""
+    build = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    stmt = build(table).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[key], set_={column: stmt.excluded[column] for column in update}
+    )
+    await conn.execute(stmt)

@@ -146,13 +146,17 @@ async def waiting_events(
     after: int,
     category_filter: CategoryFilter,
     limit: int,
-) -> list[Waiting]:
-    """What a webhook has waiting after its cursor: sizes and times only, in log order."""
-    stmt = select(events.c.seq, events.c.size, events.c.created_at).where(
+) -> list[tuple[Waiting, StoredEvent]]:
+    """The first ``limit`` events a webhook has waiting after its cursor, in log order, with
+    what packing needs to know of each."""
+    stmt = select(*_FULL, events.c.size).where(
         events.c.tenant_id == tenant_id, events.c.seq > after
     )
     stmt = _filtered(stmt, category_filter).order_by(events.c.seq).limit(limit)
-    return [Waiting(row.seq, row.size, row.created_at) for row in await conn.execute(stmt)]
+    return [
+        (Waiting(row.seq, row.size, row.created_at), _stored(row))
+        for row in await conn.execute(stmt)
+    ]
 
 
 async def events_between(

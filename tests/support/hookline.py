@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -17,6 +18,8 @@ from hookline.delivery.worker import Worker
 from hookline.services import Services, open_services
 from hookline.store import tenants
 from hookline.store.migrate import migrate
+
+T = TypeVar("T")
 
 ALL_SCOPES = ["webhooks:read", "webhooks:admin", "events:publish", "events:read"]
 
@@ -156,3 +159,22 @@ async def running(settings: Settings) -> AsyncIterator[Hookline]:
         yield instance
     finally:
         await instance.stop()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 30.0,  # noqa: ASYNC109 - a per-call bound
+    what: str = "condition",
+) -> T:
+    """Poll ``check`` until it returns something truthy and return that; fail after ``timeout``.
+
+    For state the receiver cannot see (attempt records, package status, a disabled flag)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

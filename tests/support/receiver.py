@@ -59,6 +59,9 @@ class Receiver:
         self._changed = asyncio.Condition()
         self._in_flight: dict[str, int] = defaultdict(int)
         self.max_in_flight: dict[str, int] = defaultdict(int)  # most requests open at once
+        # kept up to date per request, so waiting on big runs costs O(1) per check
+        self.acked: dict[str, set[str]] = defaultdict(set)  # event ids acknowledged per path
+        self.acked_total = 0  # events acknowledged, duplicates included
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -74,7 +77,8 @@ class Receiver:
 
     async def stop(self) -> None:
         if self._runner is not None:
-            await self._runner.cleanup()
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -91,6 +95,8 @@ class Receiver:
         path, started = request.path, time.time()
         self._in_flight[path] += 1
         self.max_in_flight[path] = max(self.max_in_flight[path], self._in_flight[path])
+        async with self._changed:
+            self._changed.notify_all()
         try:
             return await self._answer(request, path, started)
         finally:
@@ -105,10 +111,18 @@ class Receiver:
         gone = request.transport is None or request.transport.is_closing()
         status = 0 if gone else answer.status
         received = Received(path, dict(request.headers), body, time.time(), status, started)
+        if 200 <= status < 300 and body.startswith(b'{"payload"'):
+            ids = [event["id"] for event in received.events]
+            self.acked[path].update(ids)
+            self.acked_total += len(ids)
         async with self._changed:
             self.requests.append(received)
             self._changed.notify_all()
         return web.Response(status=answer.status, headers=answer.headers, text=answer.body)
+
+    def in_flight(self, path: str) -> int:
+        """Requests to ``path`` received and not answered yet."""
+        return self._in_flight[path]
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.requests if r.path == path]
@@ -118,7 +132,11 @@ class Receiver:
         return [e for r in self.at(path) if 200 <= r.answered < 300 for e in r.events]
 
     async def wait_for(
-        self, condition: Callable[[], bool], *, timeout: float = 30.0, what: str = "condition"
+        self,
+        condition: Callable[[], bool],
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 - a per-call bound
+        what: str = "condition",
     ) -> None:
         """Wait until ``condition()`` holds; fail (not hang) after a generous ``timeout``."""
 

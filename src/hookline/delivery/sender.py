@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from hookline.config import Settings
-from hookline.delivery.guard import GuardedResolver, Network, is_forbidden, parse_ip
+from hookline.delivery.guard import (
+    BlockedAddress,
+    GuardedResolver,
+    Network,
+    is_forbidden,
+    parse_ip,
+)
 
 USER_AGENT = "Hookline-Webhooks/0.1"
 _MAX_HEADERS = 50
@@ -30,6 +36,13 @@ class SendResult:
     @property
     def ok(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    """The error as recorded; a target the SSRF guard blocked says so, not "DNS error"."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, BlockedAddress):
+        return f"refused: {exc.os_error}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Sender:
@@ -86,7 +99,7 @@ class Sender:
         except TimeoutError:
             return self._failed(started, "timeout")
         except aiohttp.ClientError as exc:
-            return self._failed(started, f"{type(exc).__name__}: {exc}")
+            return self._failed(started, _describe(exc))
         except OSError as exc:
             return self._failed(started, f"{type(exc).__name__}: {exc}")
 

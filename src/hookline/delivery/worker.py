@@ -310,6 +310,10 @@ class Worker:
         if runtime is not None and runtime.busy:
             runtime.stale = True
             return
+        if runtime is not None:
+            # Busy from now, not from when the reload task first runs: otherwise the loop could
+            # start a send in between, and the reload would install a second runtime beside it.
+            runtime.busy = True
         coroutine = self._reload([webhook_id]) if runtime else self._sync()
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)

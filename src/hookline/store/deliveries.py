@@ -59,16 +59,16 @@ class StateRow:
 async def claim_webhooks(
     conn: AsyncConnection, owner: str, *, now: datetime, until: datetime, limit: int
 ) -> list[str]:
-    """Take the lease of enabled webhooks nobody holds (or whose holder's lease ran out)."""
+    """Take the lease of up to ``limit`` enabled webhooks nobody holds (or whose holder's lease
+    ran out). Webhooks ``owner`` holds already are not counted: ``renew_leases`` keeps those."""
     free = (
         select(webhook_state.c.webhook_id)
         .join(webhooks, webhooks.c.id == webhook_state.c.webhook_id)
         .where(
             webhooks.c.enabled.is_(True),
             webhooks.c.deleted_at.is_(None),
-            webhook_state.c.lease_owner.is_(None)
-            | (webhook_state.c.lease_until < now)
-            | (webhook_state.c.lease_owner == owner),
+            webhook_state.c.lease_owner.is_(None) | (webhook_state.c.lease_until < now),
+            webhook_state.c.lease_owner.is_(None) | (webhook_state.c.lease_owner != owner),
         )
         .limit(limit)
         .with_for_update(skip_locked=True, of=webhook_state)
@@ -207,11 +207,15 @@ async def record_attempt(
     next_attempt_at: datetime | None,
     now: datetime,
 ) -> None:
-    """Store one try and where its package stands now (``pending``/``delivered``/``failed``)."""
+    """Store one try and where its package stands now (``pending``/``delivered``/``failed``).
+
+    A package dropped while the try was in flight (webhook deleted or re-enabled) stays
+    dropped: the try is kept in the history, but it must not revive the package.
+    """
     await conn.execute(insert(attempts).values(id=new_id(), **_attempt_values(attempt)))
     await conn.execute(
         update(packages)
-        .where(packages.c.id == attempt.package_id)
+        .where(packages.c.id == attempt.package_id, packages.c.status == "pending")
         .values(
             status=status,
             attempts=attempt.number,

@@ -1,0 +1,83 @@
+"""Batching by time and by size, and order within and across packages (SPEC §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.hookline import Hookline
+from tests.support.receiver import Answer, Receiver
+
+
+def order_event(n: int, pad: int = 0) -> dict[str, Any]:
+    return {"type": "ORDER.FILLED", "object": {"n": n, "pad": "x" * pad}}
+
+
+def ids(events: list[dict[str, Any]]) -> list[str]:
+    return [e["id"] for e in events]
+
+
+async def test_events_published_together_arrive_in_one_package(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    acme = await hookline.tenant("acme")
+    await acme.create_webhook(receiver.url(), config={"delay": "1s"})
+    stored = await acme.publish(*(order_event(n) for n in range(5)))
+    await receiver.wait_for(lambda: len(receiver.delivered("/hook")) == 5, what="5 events")
+    [package] = receiver.at("/hook")
+    assert ids(package.events) == ids(stored)
+
+
+async def test_packages_respect_max_package_size_and_keep_order(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    acme = await hookline.tenant("acme")
+    await acme.create_webhook(receiver.url(), config={"delay": "1s", "max_package_size": 1000})
+    stored = await acme.publish(*(order_event(n, pad=110) for n in range(10)))
+    await receiver.wait_for(lambda: len(receiver.delivered("/hook")) == 10, what="10 events")
+    packages = receiver.at("/hook")
+    assert all(len(p.body) <= 1000 for p in packages), [len(p.body) for p in packages]
+    assert [len(p.events) for p in packages] == [3, 3, 3, 1]  # ~300 bytes each
+    assert ids(receiver.delivered("/hook")) == ids(stored)
+
+
+async def test_an_event_bigger_than_the_maximum_goes_alone(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    acme = await hookline.tenant("acme")
+    await acme.create_webhook(receiver.url(), config={"delay": "1s", "max_package_size": 1000})
+    stored = await acme.publish(order_event(1), order_event(2, pad=3000), order_event(3))
+    await receiver.wait_for(lambda: len(receiver.delivered("/hook")) == 3, what="3 events")
+    packages = receiver.at("/hook")
+    assert [ids(p.events) for p in packages] == [[e["id"]] for e in stored]
+    assert len(packages[1].body) > 1000
+    assert all(len(p.body) <= 1000 for p in (packages[0], packages[2]))
+
+
+async def test_many_publishes_arrive_in_log_order_one_package_at_a_time(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    acme = await hookline.tenant("acme")
+    await acme.create_webhook(receiver.url("/all"), config={"max_package_size": 4096})
+    await acme.create_webhook(receiver.url("/orders"), type=["ORDER"])
+    receiver.default("/all", Answer(hang=0.05))  # slow answers: overlap would show
+    receiver.default("/orders", Answer(hang=0.05))
+    stored: list[dict[str, Any]] = []
+    for call in range(6):
+        batch = [
+            {"type": "USER.CREATED" if n % 3 == 0 else "ORDER.NEW", "object": {"c": call, "n": n}}
+            for n in range(50)
+        ]
+        stored += await acme.publish(*batch)
+    orders = [e for e in stored if e["type"].startswith("ORDER.")]
+    await receiver.wait_for(
+        lambda: (
+            len(receiver.delivered("/all")) == 300
+            and len(receiver.delivered("/orders")) == len(orders)
+        ),
+        what="every event at both webhooks",
+    )
+    assert ids(receiver.delivered("/all")) == ids(stored)
+    assert ids(receiver.delivered("/orders")) == ids(orders)
+    assert len(receiver.at("/all")) > 1  # several packages, not one
+    assert receiver.max_in_flight["/all"] == 1
+    assert receiver.max_in_flight["/orders"] == 1

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline import metrics
 from hookline.config import Settings
 from hookline.delivery.runtime import Runtime
 from hookline.delivery.sender import SendResult
 from hookline.delivery.wakeups import Wakeups
-from hookline.domain.events import NewEvent, format_ts, summarize
+from hookline.domain.events import NewEvent, Published, format_ts, summarize
 from hookline.domain.retry import Decision, Outcome, RetryPolicy, Verdict, decide
 from hookline.ids import utcnow
-from hookline.store.db import Database
 from hookline.store.deliveries import AttemptRecord, Package, record_attempt, settle_state
 from hookline.store.events import append_events
 from hookline.store.webhooks import disable_webhook
@@ -59,17 +60,32 @@ def attempt_record(
     )
 
 
-class AttemptRecorder:
-    """Turns a SendResult into the next state of a webhook's queue, durably."""
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """One attempt, judged: what to store, what happens next, and when it was decided."""
 
-    def __init__(self, db: Database, settings: Settings, wakeups: Wakeups) -> None:
-        self.db, self.wakeups = db, wakeups
+    attempt: AttemptRecord
+    decision: Decision
+    now: datetime
+
+    @property
+    def queue_moves_on(self) -> bool:
+        return self.decision.verdict in (Verdict.DELIVERED, Verdict.GIVE_UP)
+
+
+class AttemptRecorder:
+    """Turns a SendResult into the next state of a webhook's queue, durably.
+
+    ``judge`` is pure; ``store`` writes inside the caller's transaction (so the worker can
+    open the next package in the same one); ``settled`` runs after the commit."""
+
+    def __init__(self, settings: Settings, wakeups: Wakeups) -> None:
+        self.wakeups = wakeups
         self.policy = policy_of(settings)
 
-    async def record(
+    def judge(
         self, runtime: Runtime, package: Package, result: SendResult, *, started: datetime
-    ) -> float | None:
-        """Record the attempt; returns when to look at the webhook next, None if disabled."""
+    ) -> Judgement:
         now = utcnow()
         number = package.attempts + 1
         decision = decide(
@@ -84,56 +100,62 @@ class AttemptRecorder:
             package, result, url=runtime.spec.url, number=number, trigger="scheduled",
             started=started,
         )  # fmt: skip
-        await self._store(runtime, attempt, decision, now)
-        _count(package, result, decision)
-        return self._apply(runtime, package, decision, number, now)
+        return Judgement(attempt, decision, now)
 
-    async def _store(
-        self, runtime: Runtime, attempt: AttemptRecord, decision: Decision, now: datetime
-    ) -> None:
-        notice = None
-        async with self.db.write() as conn:
-            await record_attempt(
-                conn,
-                attempt,
-                status=_STATUS[decision.verdict],
-                next_attempt_at=decision.retry_at,
-                now=now,
-            )
-            await settle_state(
-                conn,
-                runtime.webhook_id,
-                attempt.package_id,
-                closed=decision.verdict is not Verdict.RETRY,
-                failing=decision.verdict is not Verdict.DELIVERED,
-                now=now,
-            )
-            if decision.verdict is Verdict.DISABLE:
-                await disable_webhook(conn, runtime.webhook_id, reason=decision.reason, now=now)
-                disabled = _disabled_event(runtime, decision.reason, now)
-                appended = await append_events(conn, runtime.tenant_id, [disabled], now=now)
-                notice = summarize(runtime.tenant_id, appended.appended)
-        if decision.verdict is Verdict.DISABLE:
-            log.warning("webhook disabled", webhook_id=runtime.webhook_id, reason=decision.reason)
-            self.wakeups.published(notice)
-
-    @staticmethod
-    def _apply(
-        runtime: Runtime, package: Package, decision: Decision, number: int, now: datetime
-    ) -> float | None:
-        verdict = decision.verdict
-        if verdict is Verdict.DISABLE:
+    async def store(
+        self, conn: AsyncConnection, runtime: Runtime, judged: Judgement
+    ) -> Published | None:
+        """Record the attempt and its verdict; returns the notice of a WEBHOOK.DISABLED event."""
+        attempt, decision, now = judged.attempt, judged.decision, judged.now
+        await record_attempt(
+            conn, attempt, status=_STATUS[decision.verdict], next_attempt_at=decision.retry_at,
+            now=now,
+        )  # fmt: skip
+        await settle_state(
+            conn, runtime.webhook_id, attempt.package_id,
+            closed=decision.verdict is not Verdict.RETRY,
+            failing=decision.verdict is not Verdict.DELIVERED, now=now,
+        )  # fmt: skip
+        if decision.verdict is not Verdict.DISABLE:
             return None
-        if verdict is Verdict.RETRY:
-            package.attempts, package.next_attempt_at = number, decision.retry_at
-            runtime.failing_since = runtime.failing_since or now
-            assert decision.retry_at is not None
-            return decision.retry_at.timestamp()
-        runtime.package = None
-        runtime.failing_since = (
-            None if verdict is Verdict.DELIVERED else runtime.failing_since or now
-        )
-        return time.time()
+        await disable_webhook(conn, runtime.webhook_id, reason=decision.reason, now=now)
+        disabled = _disabled_event(runtime, decision.reason, now)
+        appended = await append_events(conn, runtime.tenant_id, [disabled], now=now)
+        return summarize(runtime.tenant_id, appended.appended)
+
+    def settled(
+        self,
+        runtime: Runtime,
+        package: Package,
+        result: SendResult,
+        judged: Judgement,
+        notice: Published | None,
+    ) -> float | None:
+        """After the commit: count, announce, and update the runtime; returns when to look at
+        the webhook next, or None if it was disabled."""
+        _count(package, result, judged.decision)
+        if judged.decision.verdict is Verdict.DISABLE:
+            log.warning(
+                "webhook disabled", webhook_id=runtime.webhook_id, reason=judged.decision.reason
+            )
+            self.wakeups.published(notice)
+        return _apply(runtime, package, judged.decision, judged.attempt.number, judged.now)
+
+
+def _apply(
+    runtime: Runtime, package: Package, decision: Decision, number: int, now: datetime
+) -> float | None:
+    verdict = decision.verdict
+    if verdict is Verdict.DISABLE:
+        return None
+    if verdict is Verdict.RETRY:
+        package.attempts, package.next_attempt_at = number, decision.retry_at
+        runtime.failing_since = runtime.failing_since or now
+        assert decision.retry_at is not None
+        return decision.retry_at.timestamp()
+    runtime.package = None
+    runtime.failing_since = None if verdict is Verdict.DELIVERED else runtime.failing_since or now
+    return time.time()
 
 
 def _disabled_event(runtime: Runtime, reason: str, now: datetime) -> NewEvent:

@@ -9,6 +9,19 @@ from hookline.domain.webhooks import CategoryFilter, WebhookSpec, delay_seconds
 from hookline.store.deliveries import Package
 
 
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What planning found, to apply to the runtime once its transaction committed: a package
+    opened (with its bytes), or when to look again, or that the state moved underneath."""
+
+    package: Package | None = None
+    body: bytes | None = None
+    due: float | None = None
+    floor: int | None = None  # nothing matching waits up to here
+    pending_bytes: int = 0
+    stale: bool = False
+
+
 @dataclass(slots=True)
 class Runtime:
     """One held webhook. ``cursor`` is the last seq packaged; nothing matching waits in

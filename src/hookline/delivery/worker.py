@@ -20,12 +20,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline import metrics
 from hookline.config import Settings
 from hookline.delivery.attempts import AttemptRecorder
 from hookline.delivery.payload import package_body
-from hookline.delivery.runtime import Runtime
+from hookline.delivery.runtime import Opening, Runtime
 from hookline.delivery.sender import Sender
 from hookline.delivery.signing import Signer
 from hookline.delivery.wakeups import Wakeups
@@ -74,7 +75,7 @@ class Worker:
         self.db, self.settings, self.wakeups = db, settings, wakeups
         self.sender, self.signer = sender, signer
         self.owner = owner or worker_name()
-        self.recorder = AttemptRecorder(db, settings, wakeups)
+        self.recorder = AttemptRecorder(settings, wakeups)
         self._runtimes: dict[str, Runtime] = {}
         self._by_tenant: dict[str, set[str]] = defaultdict(set)
         self._heap: list[tuple[float, int, str]] = []
@@ -198,53 +199,56 @@ class Worker:
         return await self._attempt(runtime)
 
     async def _open_next(self, runtime: Runtime) -> float | None:
+        async with self.db.write() as conn:
+            opening = await self._plan_and_open(conn, runtime)
+        return self._take(runtime, opening)
+
+    async def _plan_and_open(self, conn: AsyncConnection, runtime: Runtime) -> Opening:
+        """Plan the webhook's next package and, if it is due, record it (moving the cursor)
+        in the caller's write transaction. Touches no runtime state: see ``_take``."""
         now = utcnow()
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
         head = self._heads.get(runtime.tenant_id, 0)
-        async with self.db.read() as conn:
-            window = await waiting_events(
-                conn,
-                runtime.tenant_id,
-                after=runtime.after,
-                category_filter=runtime.filter,
-                limit=planning_window(
-                    max_size=runtime.spec.max_package_size,
-                    max_events=self.settings.max_package_events,
-                    min_event_size=MIN_WIRE_SIZE,
-                ),
-            )
+        window = await waiting_events(
+            conn, runtime.tenant_id, after=runtime.after, category_filter=runtime.filter,
+            limit=planning_window(
+                max_size=runtime.spec.max_package_size,
+                max_events=self.settings.max_package_events, min_event_size=MIN_WIRE_SIZE,
+            ),
+        )  # fmt: skip
         plan = plan_package(
-            [waiting for waiting, _ in window],
-            max_size=runtime.spec.max_package_size,
-            max_events=self.settings.max_package_events,
-            delay=runtime.spec.delay_timedelta,
+            [waiting for waiting, _ in window], max_size=runtime.spec.max_package_size,
+            max_events=self.settings.max_package_events, delay=runtime.spec.delay_timedelta,
             now=now,
-        )
+        )  # fmt: skip
         if plan is None:
-            runtime.floor, runtime.pending_bytes = max(runtime.floor, head), 0
-            return None
-        runtime.pending_bytes = sum(waiting.size for waiting, _ in window)
+            return Opening(floor=head)
+        pending = sum(waiting.size for waiting, _ in window)
         if plan.due_at > now:
-            return plan.due_at.timestamp()
+            return Opening(due=plan.due_at.timestamp(), pending_bytes=pending)
         events = [event for _, event in window[: plan.take]]
         body = package_body(events, runtime.webhook_id)
-        async with self.db.write() as conn:
-            package = await open_package(
-                conn,
-                tenant_id=runtime.tenant_id,
-                webhook_id=runtime.webhook_id,
-                owner=self.owner,
-                expected_cursor=runtime.cursor,
-                events=events,
-                size=len(body),
-                now=now,
-            )
+        package = await open_package(
+            conn, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
+            expected_cursor=runtime.cursor, events=events, size=len(body), now=now,
+        )  # fmt: skip
         if package is None:
+            return Opening(stale=True)
+        return Opening(package=package, body=body, pending_bytes=pending - plan.size)
+
+    @staticmethod
+    def _take(runtime: Runtime, opening: Opening) -> float | None:
+        """Apply a committed ``Opening`` to the runtime; returns when to look next."""
+        runtime.pending_bytes = max(opening.pending_bytes, 0)
+        if opening.floor is not None:
+            runtime.floor = max(runtime.floor, opening.floor)
+        if opening.stale:
             runtime.stale = True  # the state moved underneath: reload before going on
-            return None
-        runtime.cursor, runtime.package, runtime.body = events[-1].seq, package, body
-        runtime.pending_bytes = max(runtime.pending_bytes - plan.size, 0)
+        if opening.package is None:
+            return opening.due
+        runtime.package, runtime.body = opening.package, opening.body
+        runtime.cursor = opening.package.event_seqs[-1]
         return time.time()
 
     async def _attempt(self, runtime: Runtime) -> float | None:
@@ -257,20 +261,24 @@ class Worker:
             body = package_body(events, runtime.webhook_id)
         started = utcnow()
         headers = self.signer.headers(
-            runtime.spec.url,
-            body,
-            msg_id=package.id,
-            timestamp=int(started.timestamp()),
+            runtime.spec.url, body, msg_id=package.id, timestamp=int(started.timestamp()),
             secrets=runtime.secrets,
-        )
+        )  # fmt: skip
         result = await self.sender.post(runtime.spec.url, body, headers)
-        verdict = await self.recorder.record(runtime, package, result, started=started)
-        if verdict is None:
+        judged = self.recorder.judge(runtime, package, result, started=started)
+        opening = None
+        async with self.db.write() as conn:
+            notice = await self.recorder.store(conn, runtime, judged)
+            if judged.queue_moves_on:
+                # The next package is opened in the same transaction: one commit per package.
+                opening = await self._plan_and_open(conn, runtime)
+        next_due = self.recorder.settled(runtime, package, result, judged, notice)
+        if next_due is None:
             self._drop([runtime.webhook_id])
             async with self.db.write() as conn:
                 await release_leases(conn, self.owner, [runtime.webhook_id])
             return None
-        return verdict
+        return self._take(runtime, opening) if opening is not None else next_due
 
     # --- wake-ups ---------------------------------------------------------------------------
 

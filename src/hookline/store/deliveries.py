@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import StoredEvent
 from hookline.ids import new_id
-from hookline.store.tables import attempts, packages, webhook_state, webhooks
+from hookline.store.tables import UTCDateTime, attempts, packages, webhook_state, webhooks
 
 
 @dataclass(slots=True)
@@ -51,6 +52,32 @@ class StateRow:
     cursor_seq: int
     failing_since: datetime | None
     open_package: Package | None
+
+
+# The hot path's statements are built once: building one per call costs three times as much as
+# running it (SQLAlchemy generates its cache key on every new construct).
+_INSERT_PACKAGE = insert(packages)
+_INSERT_ATTEMPT = insert(attempts)
+_MOVE_CURSOR_UNLEASED = (
+    update(webhook_state)
+    .where(
+        webhook_state.c.webhook_id == bindparam("b_webhook"),
+        webhook_state.c.cursor_seq == bindparam("b_cursor"),
+        webhook_state.c.open_package_id.is_(None),
+    )
+    .values(cursor_seq=bindparam("v_cursor"), open_package_id=bindparam("v_package"))
+)
+_MOVE_CURSOR = _MOVE_CURSOR_UNLEASED.where(webhook_state.c.lease_owner == bindparam("b_owner"))
+_FINISH_ATTEMPT = (
+    update(packages)
+    .where(packages.c.id == bindparam("b_package"), packages.c.status == "pending")
+    .values(
+        status=bindparam("v_status"), attempts=bindparam("v_attempts"),
+        next_attempt_at=bindparam("v_next"), last_attempt_at=bindparam("v_last"),
+        finished_at=bindparam("v_finished"), last_status=bindparam("v_code"),
+        last_error=bindparam("v_error"),
+    )
+)  # fmt: skip
 
 
 # --- leases --------------------------------------------------------------------------------
@@ -146,17 +173,16 @@ async def open_package(
         event_seqs=[e.seq for e in events], event_ids=[e.id for e in events], size=size,
         created_at=now, next_attempt_at=now,
     )  # fmt: skip
-    guard = update(webhook_state).where(
-        webhook_state.c.webhook_id == webhook_id,
-        webhook_state.c.cursor_seq == expected_cursor,
-        webhook_state.c.open_package_id.is_(None),
-    )
-    if owner is not None:
-        guard = guard.where(webhook_state.c.lease_owner == owner)
-    moved = await conn.execute(guard.values(cursor_seq=events[-1].seq, open_package_id=package.id))
+    moved = await conn.execute(
+        _MOVE_CURSOR if owner is not None else _MOVE_CURSOR_UNLEASED,
+        {
+            "b_webhook": webhook_id, "b_cursor": expected_cursor, "b_owner": owner,
+            "v_cursor": events[-1].seq, "v_package": package.id,
+        },
+    )  # fmt: skip
     if moved.rowcount != 1:
         return None
-    await conn.execute(insert(packages).values(**_package_values(package)))
+    await conn.execute(_INSERT_PACKAGE, _package_values(package))
     return package
 
 
@@ -212,20 +238,16 @@ async def record_attempt(
     A package dropped while the try was in flight (webhook deleted or re-enabled) stays
     dropped: the try is kept in the history, but it must not revive the package.
     """
-    await conn.execute(insert(attempts).values(id=new_id(), **_attempt_values(attempt)))
+    await conn.execute(_INSERT_ATTEMPT, {"id": new_id(), **_attempt_values(attempt)})
     await conn.execute(
-        update(packages)
-        .where(packages.c.id == attempt.package_id, packages.c.status == "pending")
-        .values(
-            status=status,
-            attempts=attempt.number,
-            next_attempt_at=next_attempt_at,
-            last_attempt_at=attempt.started_at,
-            finished_at=None if status == "pending" else now,
-            last_status=attempt.status_code,
-            last_error=attempt.error,
-        )
-    )
+        _FINISH_ATTEMPT,
+        {
+            "b_package": attempt.package_id, "v_status": status, "v_attempts": attempt.number,
+            "v_next": next_attempt_at, "v_last": attempt.started_at,
+            "v_finished": None if status == "pending" else now,
+            "v_code": attempt.status_code, "v_error": attempt.error,
+        },
+    )  # fmt: skip
 
 
 def _attempt_values(attempt: AttemptRecord) -> dict[str, Any]:
@@ -250,18 +272,28 @@ async def settle_state(
     now: datetime,
 ) -> None:  # fmt: skip
     """After an attempt: close the open package if it is finished, track when failing began."""
-    values: dict[str, Any] = {}
+    await conn.execute(
+        _settle_statement(closed=closed, failing=failing),
+        {"b_webhook": webhook_id, "b_package": package_id, "v_now": now},
+    )
+
+
+@functools.cache
+def _settle_statement(*, closed: bool, failing: bool) -> Update:
+    values: dict[str, Any] = {
+        "failing_since": (
+            func.coalesce(webhook_state.c.failing_since, bindparam("v_now", type_=UTCDateTime))
+            if failing
+            else None
+        )
+    }
     if closed:
         values["open_package_id"] = None
-    if failing:
-        values["failing_since"] = func.coalesce(webhook_state.c.failing_since, now)
-    else:
-        values["failing_since"] = None
-    await conn.execute(
+    return (
         update(webhook_state)
         .where(
-            webhook_state.c.webhook_id == webhook_id,
-            webhook_state.c.open_package_id == package_id,
+            webhook_state.c.webhook_id == bindparam("b_webhook"),
+            webhook_state.c.open_package_id == bindparam("b_package"),
         )
         .values(**values)
     )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import NewEvent, StoredEvent, category_of, wire_size
@@ -149,14 +151,20 @@ async def waiting_events(
 ) -> list[tuple[Waiting, StoredEvent]]:
     """The first ``limit`` events a webhook has waiting after its cursor, in log order, with
     what packing needs to know of each."""
-    stmt = select(*_FULL, events.c.size).where(
-        events.c.tenant_id == tenant_id, events.c.seq > after
+    rows = await conn.execute(
+        _waiting_statement(category_filter),
+        {"b_tenant": tenant_id, "b_after": after, "b_limit": limit},
     )
-    stmt = _filtered(stmt, category_filter).order_by(events.c.seq).limit(limit)
-    return [
-        (Waiting(row.seq, row.size, row.created_at), _stored(row))
-        for row in await conn.execute(stmt)
-    ]
+    return [(Waiting(row.seq, row.size, row.created_at), _stored(row)) for row in rows]
+
+
+@functools.lru_cache(maxsize=4096)
+def _waiting_statement(category_filter: CategoryFilter) -> Select[Any]:
+    """Built once per filter: the worker runs it for every package (see store/deliveries)."""
+    stmt = select(*_FULL, events.c.size).where(
+        events.c.tenant_id == bindparam("b_tenant"), events.c.seq > bindparam("b_after")
+    )
+    return _filtered(stmt, category_filter).order_by(events.c.seq).limit(bindparam("b_limit"))
 
 
 async def events_between(

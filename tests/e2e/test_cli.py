@@ -311,3 +311,20 @@ def test_errors_are_one_line(
     [line] = done.stderr.splitlines()
     assert line.startswith("error: ")
     assert needle in line
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("tenants", "create"), "Missing argument"),
+        (("webhooks", "create", "--tenant", "acme"), "Missing option '--url'"),
+        (("events", "publish", "--tenant", "acme", "--bogus"), "No such option: --bogus"),
+        (("nonsense",), "No such command"),
+    ],
+)
+def test_usage_mistakes_are_one_line_with_exit_2(
+    cli: Cli, args: tuple[str, ...], says: str
+) -> None:
+    message = one_line_error(cli(*args), code=2)
+    assert says in message
+    assert "--help" in message

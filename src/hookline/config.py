@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -25,6 +26,21 @@ def parse_duration(value: object) -> timedelta:
     if not match:
         raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 15s, 10m, 24h, 30d)")
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_subnets(value: object) -> tuple[Subnet, ...]:
+    """``"10.1.0.0/16, fd00::/8"`` (or a list) into networks; a bare address is a /32 or /128."""
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple):
+        raise ValueError("give comma-separated CIDR subnets, e.g. 10.20.0.0/16,fd00:1::/64")
+    try:
+        return tuple(ipaddress.ip_network(str(part).strip()) for part in value)
+    except ValueError as exc:
+        raise ValueError(f"not a CIDR subnet: {exc}") from None
 
 
 def default_database_url() -> str:
@@ -51,6 +67,8 @@ class Settings(BaseSettings):
     disable_after: timedelta = timedelta(days=30)
     response_excerpt_bytes: int = Field(default=1024, ge=0, le=65536)
     source_address: str | None = None
+    # Private subnets deliveries may reach although the SSRF guard refuses them otherwise.
+    allowed_subnets: Annotated[tuple[Subnet, ...], NoDecode] = ()
     lease_duration: timedelta = timedelta(seconds=60)
     resync_interval: timedelta = timedelta(seconds=30)
 
@@ -68,8 +86,16 @@ class Settings(BaseSettings):
     retention_interval: timedelta = timedelta(minutes=10)
     retention_batch: int = Field(default=5000, ge=100, le=100_000)
 
-    # api
+    # api (see docs/security.md)
     max_events_per_publish: int = Field(default=1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, le=1024**3)
+    max_url_bytes: int = Field(default=8192, ge=256, le=1024 * 1024)
+    max_header_bytes: int = Field(default=16384, ge=1024, le=1024 * 1024)
+    rate_limit: float = Field(default=0.0, ge=0)  # requests/s per tenant and process; 0 = off
+    rate_limit_burst: int = Field(default=0, ge=0)  # 0 = twice the rate (at least 1)
+    idempotency_ttl: timedelta = timedelta(hours=24)
+    idempotency_sweep_interval: timedelta = timedelta(minutes=10)
+    signature_max_skew: timedelta = timedelta(minutes=5)
 
     @field_validator(
         "connect_timeout",
@@ -84,11 +110,19 @@ class Settings(BaseSettings):
         "retention_events",
         "retention_history",
         "retention_interval",
+        "idempotency_ttl",
+        "idempotency_sweep_interval",
+        "signature_max_skew",
         mode="before",
     )
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("allowed_subnets", mode="before")
+    @classmethod
+    def _subnets(cls, value: object) -> tuple[Subnet, ...]:
+        return parse_subnets(value)
 
     @field_validator("database_url")
     @classmethod

@@ -52,3 +52,50 @@ class ConfigError(HooklineError):
 
     title = "Configuration error"
     slug = "config"
+
+
+class BadRequestSignature(Unauthenticated):
+    """A key with a registered public key sent a request without a valid RFC 9421 signature."""
+
+    title = "Invalid request signature"
+    slug = "bad-signature"
+    headers = {"WWW-Authenticate": 'Bearer, Signature realm="hookline"'}
+
+
+class IdempotencyInProgress(Conflict):
+    title = "Request in progress"
+    slug = "idempotency-in-progress"
+
+
+class IdempotencyMismatch(HooklineError):
+    status = 422
+    title = "Idempotency key reused"
+    slug = "idempotency-mismatch"
+
+
+class PayloadTooLarge(HooklineError):
+    status = 413
+    title = "Payload too large"
+    slug = "too-large"
+
+
+class URITooLong(HooklineError):
+    status = 414
+    title = "URI too long"
+    slug = "uri-too-long"
+
+
+class HeadersTooLarge(HooklineError):
+    status = 431
+    title = "Request headers too large"
+    slug = "headers-too-large"
+
+
+class RateLimited(HooklineError):
+    status = 429
+    title = "Too many requests"
+    slug = "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -56,6 +56,6 @@ async def open_services(settings: Settings, *, wakeups: Wakeups | None = None) -
         wakeups=wakeups,
         keyring=keyring,
         signer=Signer(keys[0], v1a=settings.sign_v1a),
-        sender=Sender(settings),
+        sender=Sender(settings, allowed=settings.allowed_subnets),
         published_keys=keys,
     )

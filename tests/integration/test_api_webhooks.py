@@ -379,9 +379,6 @@ async def test_delete(acme: Tenant) -> None:
     assert listed["meta"]["total_count"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="MISSING: the Idempotency-Key header on POST (SPEC section 6) is ignored"
-)
 async def test_idempotency_key_replays_the_first_response(acme: Tenant) -> None:
     headers = {"Idempotency-Key": f"create-{uuid.uuid4()}"}
     first = await acme.client.post("/webhooks", json=GOOD, headers=headers)

@@ -11,15 +11,23 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from hookline import __version__
-from hookline.api import events, system, webhooks
+from hookline.api import events, openapi, system, webhooks
 from hookline.api.auth import KeyCache
+from hookline.api.gate import ApiGate
+from hookline.api.idempotency import sweep_forever
 from hookline.api.problems import RequestIdMiddleware, install_problem_handlers
+from hookline.api.ratelimit import TokenBuckets
 from hookline.api.schemas import EventBatchIn, EventIn, PackageBody
 from hookline.services import Services
 
 DESCRIPTION = """Hookline delivers batched, ordered, signed packages of events to your webhooks,
 retries until they are acknowledged, and shows what happened. Errors are RFC 9457 problem
-documents; every response has a `request-id` header."""
+documents; every response has a `request-id` header.
+
+Authenticate with `Authorization: Bearer <API key>`. Keys with a registered public key must
+also sign every request (RFC 9421, see the `RequestSignature` scheme). Every `POST` accepts an
+`Idempotency-Key` header. Request sizes and per-tenant request rates are limited (`413`,
+`414`, `431`, `429` with `Retry-After`)."""
 KEY_FLUSH_SECONDS = 10.0
 
 
@@ -35,11 +43,15 @@ def create_app(services: Services) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        flusher = asyncio.create_task(_flush_keys(app.state.keys))
+        timers = [
+            asyncio.create_task(_flush_keys(app.state.keys)),
+            asyncio.create_task(sweep_forever(services)),
+        ]
         try:
             yield
         finally:
-            flusher.cancel()
+            for timer in timers:
+                timer.cancel()
             for pending in list(app.state.background):
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pending, 20)
@@ -57,8 +69,11 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.state.keys = KeyCache(services)
     app.state.background = set()
+    settings = services.settings
+    app.state.buckets = TokenBuckets(settings.rate_limit, settings.rate_limit_burst)
     install_problem_handlers(app)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ApiGate)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so the gate's answers too
     for module in (webhooks, events, system):
         app.include_router(module.router)
     _document_outgoing(app)
@@ -90,5 +105,5 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components[model.__name__] = body
-    app.openapi_schema = schema
+    app.openapi_schema = openapi.complete(schema)
     return schema

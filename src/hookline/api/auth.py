@@ -59,8 +59,11 @@ def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
-        cache: KeyCache = request.app.state.keys
-        principal = await cache.principal(credentials.credentials)
+        # Usually resolved already by the gate (api/gate.py), which also checked signatures.
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:
+            cache: KeyCache = request.app.state.keys
+            principal = await cache.principal(credentials.credentials)
         if principal is None:
             raise Unauthenticated("the API key is unknown or revoked")
         if scope not in principal.scopes:

@@ -39,7 +39,7 @@ def problem(
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": request.scope.get("path", ""),  # not request.url: a bad Host breaks it
         "request_id": request_id,
     }
     if field:
@@ -91,7 +91,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error", path=request.url.path, exc_info=exc)
+    log.exception("unhandled error", path=request.scope.get("path"), exc_info=exc)
     detail = "something went wrong on our side; quote the request_id when asking"
     return problem(request, status=500, title="Internal error", detail=detail, slug="internal")
 

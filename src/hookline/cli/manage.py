@@ -69,25 +69,51 @@ def tenants_create(
     ))  # fmt: skip
 
 
+PublicKeyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="PEM public key (Ed25519 or P-256): requests with this key must then be signed.",
+    ),
+]
+
+
+def _read_public_key(path: Path) -> tuple[str, str]:
+    """(PEM, RFC 9421 algorithm) of a public key file, or a one-line error."""
+    from hookline.api.request_signing import load_public_key
+    from hookline.signatures.keys import algorithm_for_key
+
+    try:
+        pem = path.read_text()
+        return pem, algorithm_for_key(load_public_key(pem))
+    except (OSError, ValueError, UnicodeError) as exc:
+        fail(f"cannot use {path} as a public key: {exc}")
+
+
 @keys_app.command("create")
 def keys_create(
     tenant: TenantOption,
     scope: Annotated[list[str], typer.Option("--scope", "-s", help="Repeat; default: all.")] = [],  # noqa: B006
     name: Annotated[str, typer.Option(help="A label for the key.")] = "default",
+    public_key: PublicKeyFile = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an API key for a tenant; the key is printed once."""
+    signer = _read_public_key(public_key) if public_key else None
 
     async def go() -> dict[str, Any]:
         async with opened() as services, services.db.write() as conn:
             tenant_id = await tenants.find_tenant(conn, tenant)
             scopes = scope or ADMIN_SCOPES
             key_id, secret = await tenants.create_key(conn, tenant_id, scopes=scopes, name=name)
+            if signer is not None:
+                await tenants.set_public_key(conn, key_id, public_key=signer[0], alg=signer[1])
         return {
             "tenant_id": tenant_id,
             "key_id": key_id,
             "api_key": secret,
             "scopes": sorted(scopes),
+            "signed_requests": signer[1] if signer else None,
         }
 
     out = run(go())
@@ -104,6 +130,51 @@ def keys_revoke(key_id: str, as_json: JsonFlag = False) -> None:
 
     run(go())
     emit(as_json, {"key_id": key_id, "revoked": True}, lambda: typer.echo(f"revoked {key_id}"))
+
+
+@keys_app.command("set-public-key")
+def keys_set_public_key(
+    key_id: str,
+    path: Annotated[Path | None, typer.Argument(help="PEM public key file.")] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Stop requiring signatures.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Register the public key that must sign this API key's requests (RFC 9421)."""
+    if (path is None) == (not remove):
+        fail("give a PEM file, or --remove")
+    signer = _read_public_key(path) if path else None
+
+    async def go() -> None:
+        async with opened() as services, services.db.write() as conn:
+            await tenants.set_public_key(
+                conn, key_id, public_key=signer[0] if signer else None,
+                alg=signer[1] if signer else "",
+            )  # fmt: skip
+
+    run(go())
+    out = {"key_id": key_id, "signed_requests": signer[1] if signer else None}
+    emit(as_json, out, lambda: typer.echo(
+        f"{key_id}: requests must be signed ({out['signed_requests']})" if signer
+        else f"{key_id}: signatures no longer required"
+    ))  # fmt: skip
+
+
+@keys_app.command("list")
+def keys_list(tenant: TenantOption, as_json: JsonFlag = False) -> None:
+    """A tenant's API keys: scopes, last use, revocation (never the secrets)."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with opened() as services, services.db.read() as conn:
+            tenant_id = await tenants.find_tenant(conn, tenant)
+            return await tenants.list_keys(conn, tenant_id)
+
+    found = run(go())
+    lines = [
+        f"{k['key_id']}  {k['prefix']}...  {','.join(k['scopes'])}  last used "
+        f"{k['last_used_at'] or 'never'}{'  REVOKED' if k['revoked_at'] else ''}"
+        for k in found
+    ]
+    emit(as_json, {"data": found}, lambda: typer.echo("\n".join(lines) or "no keys"))
 
 
 @keys_app.command("rotate-signing")

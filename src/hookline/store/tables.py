@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -199,4 +200,30 @@ workers = Table(
     Column("name", String(64), primary_key=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+)
+
+# Idempotency-Key records of POST requests: the first response, replayed for the key's lifetime.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("tenant_id", ID, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # SHA-256 of method, target and body
+    Column("state", String(12), nullable=False),  # in_progress | done
+    Column("status", Integer, nullable=True),
+    Column("headers", JSON, nullable=True),  # [[name, value], ...] of the first response
+    Column("body", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+# Public keys registered for API keys: requests with such a key must carry an RFC 9421
+# signature made with the matching private key.
+api_key_public_keys = Table(
+    "api_key_public_keys",
+    metadata,
+    Column("key_id", ID, ForeignKey("api_keys.id"), primary_key=True),
+    Column("alg", String(32), nullable=False),
+    Column("public_key", Text, nullable=False),  # PEM (SubjectPublicKeyInfo)
+    Column("created_at", UTCDateTime, nullable=False),
 )

@@ -1,4 +1,5 @@
-"""Tenants and their API keys (stored as SHA-256 of a high-entropy secret)."""
+"""Tenants and their API keys (stored as SHA-256 of a high-entropy secret), and the public
+keys that make a key require signed requests."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.errors import Conflict, NotFound, ValidationFailed
 from hookline.ids import new_id, utcnow
-from hookline.store.tables import api_keys, tenants
+from hookline.store.tables import api_key_public_keys, api_keys, tenants
 
 SCOPES = ("webhooks:read", "webhooks:admin", "events:publish", "events:read")
 KEY_PREFIX = "hk_"
@@ -27,6 +29,8 @@ class Principal:
     tenant_id: str
     key_id: str
     scopes: frozenset[str]
+    #: PEM of the public key requests must be signed with (RFC 9421), if one is registered.
+    public_key: str | None = None
 
 
 def _hash(secret: str) -> str:
@@ -108,16 +112,67 @@ async def authenticate(conn: AsyncConnection, secret: str) -> Principal | None:
     parts = secret.split("_", 2)
     if len(parts) != 3 or f"{parts[0]}_" != KEY_PREFIX:
         return None
-    row = (
-        await conn.execute(
-            select(
-                api_keys.c.id, api_keys.c.tenant_id, api_keys.c.key_hash, api_keys.c.scopes
-            ).where(api_keys.c.prefix == parts[1], api_keys.c.revoked_at.is_(None))
-        )
-    ).first()
+    columns = (api_keys.c.id, api_keys.c.tenant_id, api_keys.c.key_hash, api_keys.c.scopes)
+    query = (
+        select(*columns, api_key_public_keys.c.public_key)
+        .select_from(api_keys.outerjoin(api_key_public_keys))
+        .where(api_keys.c.prefix == parts[1], api_keys.c.revoked_at.is_(None))
+    )
+    row = (await conn.execute(query)).first()
     if row is None or not hmac.compare_digest(row.key_hash, _hash(secret)):
         return None
-    return Principal(tenant_id=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes))
+    return Principal(
+        tenant_id=row.tenant_id, key_id=row.id, scopes=frozenset(row.scopes),
+        public_key=row.public_key,
+    )  # fmt: skip
+
+
+async def set_public_key(
+    conn: AsyncConnection, key_id: str, *, public_key: str | None, alg: str = ""
+) -> None:
+    """Register (or with None, remove) the public key that must sign the key's requests."""
+    found = (
+        await conn.execute(
+            select(api_keys.c.id).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"no active API key {key_id!r}")
+    await conn.execute(delete(api_key_public_keys).where(api_key_public_keys.c.key_id == key_id))
+    if public_key is not None:
+        await conn.execute(
+            insert(api_key_public_keys).values(
+                key_id=key_id, alg=alg, public_key=public_key, created_at=utcnow()
+            )
+        )
+
+
+async def list_keys(conn: AsyncConnection, tenant_id: str) -> list[dict[str, Any]]:
+    """A tenant's keys without their secrets: scopes, last use, revocation, signing."""
+    query = (
+        select(
+            api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.scopes,
+            api_keys.c.created_at, api_keys.c.last_used_at, api_keys.c.revoked_at,
+            api_key_public_keys.c.alg,
+        )
+        .select_from(api_keys.outerjoin(api_key_public_keys))
+        .where(api_keys.c.tenant_id == tenant_id)
+        .order_by(api_keys.c.created_at)
+    )  # fmt: skip
+    rows = (await conn.execute(query)).all()
+    return [
+        {
+            "key_id": r.id,
+            "name": r.name,
+            "prefix": f"{KEY_PREFIX}{r.prefix}_",
+            "scopes": list(r.scopes),
+            "created_at": r.created_at,
+            "last_used_at": r.last_used_at,
+            "revoked_at": r.revoked_at,
+            "signed_requests": r.alg,
+        }
+        for r in rows
+    ]
 
 
 async def touch_keys(conn: AsyncConnection, used: dict[str, datetime]) -> None:

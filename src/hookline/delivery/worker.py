@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hookline import metrics
 from hookline.config import Settings
 from hookline.delivery.attempts import AttemptRecorder
+from hookline.delivery.batching import WriteBatcher
 from hookline.delivery.payload import package_body
 from hookline.delivery.runtime import Opening, Runtime
 from hookline.delivery.sender import Sender
@@ -76,6 +77,7 @@ class Worker:
         self.sender, self.signer = sender, signer
         self.owner = owner or worker_name()
         self.recorder = AttemptRecorder(settings, wakeups)
+        self._batcher = WriteBatcher(db)
         self._runtimes: dict[str, Runtime] = {}
         self._by_tenant: dict[str, set[str]] = defaultdict(set)
         self._heap: list[tuple[float, int, str]] = []
@@ -199,8 +201,7 @@ class Worker:
         return await self._attempt(runtime)
 
     async def _open_next(self, runtime: Runtime) -> float | None:
-        async with self.db.write() as conn:
-            opening = await self._plan_and_open(conn, runtime)
+        opening = await self._batcher.run(lambda conn: self._plan_and_open(conn, runtime))
         return self._take(runtime, opening)
 
     async def _plan_and_open(self, conn: AsyncConnection, runtime: Runtime) -> Opening:
@@ -266,12 +267,15 @@ class Worker:
         )  # fmt: skip
         result = await self.sender.post(runtime.spec.url, body, headers)
         judged = self.recorder.judge(runtime, package, result, started=started)
-        opening = None
-        async with self.db.write() as conn:
+
+        async def settle(conn: AsyncConnection) -> tuple[Published | None, Opening | None]:
             notice = await self.recorder.store(conn, runtime, judged)
-            if judged.queue_moves_on:
-                # The next package is opened in the same transaction: one commit per package.
-                opening = await self._plan_and_open(conn, runtime)
+            # The next package is opened in the same transaction: one commit per package, and
+            # the batcher shares that commit between the webhooks finishing at the same time.
+            opening = await self._plan_and_open(conn, runtime) if judged.queue_moves_on else None
+            return notice, opening
+
+        notice, opening = await self._batcher.run(settle)
         next_due = self.recorder.settled(runtime, package, result, judged, notice)
         if next_due is None:
             self._drop([runtime.webhook_id])

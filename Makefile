@@ -1,5 +1,5 @@
 # Thin wrapper over ./dev (which needs no make) for those who type make.
-.PHONY: run test lint lock
+.PHONY: run test lint lock bench bench-quick
 run:
 	./dev run
 test:
@@ -8,3 +8,7 @@ lint:
 	./dev lint
 lock:
 	./dev lock
+bench:
+	./dev bench
+bench-quick:
+	./dev bench-quick

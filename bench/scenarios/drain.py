@@ -1,0 +1,60 @@
+"""Drain: a backlog to 1, 100 and 1000 webhooks (every webhook subscribes to every event);
+events/s and packages/s delivered, beside a bare aiohttp client posting the same package
+bodies to the same receiver with the same concurrency and no database (the limit).
+
+To keep runs bounded, the backlog shrinks as webhooks grow: full runs send 100k events to
+1 webhook, 10k to each of 100 and 1k to each of 1000 (1M deliveries each); quick runs 20k to 1,
+200 to each of 100 and 20 to each of 1000 (20k deliveries each)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.common import log, median
+from bench.scenarios import Context
+from bench.scenarios.backlog import Drain, run_bare, run_drain
+
+MAX_CONCURRENCY = 256  # HOOKLINE_MAX_CONCURRENCY's default
+
+
+def shapes(ctx: Context) -> list[tuple[int, int]]:
+    if ctx.quick:
+        return [(1, 20_000), (100, 200), (1000, 20)]
+    return [(1, 100_000), (100, 10_000), (1000, 1000)]
+
+
+def run(ctx: Context) -> None:
+    results: dict[str, Any] = {"shapes": shapes(ctx), "max_package_size": 10240}
+    for kind in ctx.dbs:
+        for webhooks, events in shapes(ctx):
+            label = f"{kind} {webhooks} webhook{'s' if webhooks > 1 else ''}"
+            runs, bare = [], []
+            deadline = ctx.deadline()
+            for n in range(ctx.runs):
+                if time.monotonic() > deadline:
+                    ctx.skip(f"drain {label} run {n + 1}", "time cap")
+                    break
+                log(f"drain {label}: run {n + 1}/{ctx.runs}, {events} events each")
+                spec = Drain(kind, webhooks, events, timeout=ctx.time_cap)
+                runs.append(run_drain(spec))
+                per_package = max(1, round(runs[-1]["events_per_package"]))
+                bare.append(run_bare(webhooks, events, per_package,
+                                     min(webhooks, MAX_CONCURRENCY)))  # fmt: skip
+            if not runs:
+                continue
+            med = {k: median(r[k] for r in runs) for k in runs[0]}
+            bmed = {k: median(r[k] for r in bare) for k in bare[0]}
+            results[label] = {"events": events, "webhooks": webhooks, "runs": runs,
+                              "bare": bare, "median": med, "bare_median": bmed}  # fmt: skip
+            t = ctx.table
+            t.add("drain", f"{label}: events/s", med["events_per_s"], "events/s",
+                  events_per_package=round(med["events_per_package"], 1))  # fmt: skip
+            t.add("drain", f"{label}: packages/s", med["packages_per_s"], "packages/s")
+            t.add("drain", f"{label}: bare aiohttp packages/s", bmed["packages_per_s"],
+                  "packages/s")  # fmt: skip
+            t.add("drain", f"{label}: packages/s / bare aiohttp",
+                  med["packages_per_s"] / bmed["packages_per_s"], "ratio")  # fmt: skip
+            t.add("drain", f"{label}: worker CPU per event", med["cpu_us_per_event"],
+                  "µs/event")  # fmt: skip
+    ctx.results["drain"] = results

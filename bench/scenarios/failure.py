@@ -1,0 +1,42 @@
+"""Failure: throughput to healthy webhooks while 10% of the webhooks never answer (the
+receiver holds their requests until Hookline's request timeout fires), beside the same
+healthy webhooks alone."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.common import log, median
+from bench.scenarios import Context
+from bench.scenarios.backlog import Drain, run_drain
+
+
+def run(ctx: Context) -> None:
+    webhooks, events = ctx.size((50, 1500), (100, 5000))
+    hanging = webhooks // 10
+    healthy = webhooks - hanging
+    results: dict[str, Any] = {"webhooks": webhooks, "hanging": hanging, "events": events}
+    for kind in ctx.dbs:
+        pairs = []
+        deadline = ctx.deadline()
+        for n in range(ctx.runs):
+            if time.monotonic() > deadline:
+                ctx.skip(f"failure {kind} run {n + 1}", "time cap")
+                break
+            log(f"failure {kind}: run {n + 1}/{ctx.runs}, {healthy} healthy (+{hanging} hanging)")
+            alone = run_drain(Drain(kind, healthy, events, timeout=ctx.time_cap))
+            mixed = run_drain(Drain(kind, webhooks, events, hanging=hanging,
+                                    timeout=ctx.time_cap))  # fmt: skip
+            pairs.append({"healthy_only": alone, "with_hanging": mixed})
+        if not pairs:
+            continue
+        a = median(p["healthy_only"]["events_per_s"] for p in pairs)
+        b = median(p["with_hanging"]["events_per_s"] for p in pairs)
+        results[kind] = {"runs": pairs, "healthy_only_events_per_s": a,
+                         "with_hanging_events_per_s": b, "ratio": b / a}  # fmt: skip
+        ctx.table.add("failure", f"{kind}: {healthy} healthy alone", a, "events/s")
+        ctx.table.add("failure", f"{kind}: {healthy} healthy + {hanging} timing out", b,
+                      "events/s")  # fmt: skip
+        ctx.table.add("failure", f"{kind}: with timeouts / all healthy", b / a, "ratio")
+    ctx.results["failure"] = results

@@ -1,0 +1,150 @@
+"""Ingest: events/s accepted by POST /events (batches of 500) and by the in-process Python
+publish call (``append_events``, what ``hookline events publish`` uses), beside the raw insert
+rate of the same rows with the same driver in batches of 500 (the limit)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bench.common import (
+    Stack,
+    append_backlog,
+    fresh_database,
+    hookline_env,
+    log,
+    make_events,
+    median,
+    new_tenant,
+    publish_api,
+    start_api,
+)
+from bench.scenarios import Context
+
+BATCH = 500
+
+
+def _rows(tenant_id: str, total: int) -> list[tuple[Any, ...]]:
+    """The rows append_events would write for ``total`` events, as driver tuples."""
+    from hookline.domain.events import StoredEvent, parse_new_event
+    from hookline.ids import new_id, utcnow
+    from hookline.store.events import _row
+
+    now = utcnow()
+    rows = []
+    for seq, raw in enumerate(make_events(total), start=1):
+        new = parse_new_event(raw, open_catalog=False, max_object_bytes=262_144, now=now)
+        row = _row(tenant_id, StoredEvent(seq, new_id(), new.type, now, new.object_json))
+        rows.append(tuple(row.values()))
+    return rows
+
+
+COLUMNS = ("tenant_id", "seq", "id", "type", "category", "created_at", "object", "size")
+
+
+async def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
+    import aiosqlite
+
+    sql = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    rows = [(*r[:5], r[5].replace(tzinfo=None).isoformat(" "), *r[6:]) for r in rows]
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+            await conn.execute(f"PRAGMA {pragma}")
+        started = time.perf_counter()
+        for start in range(0, len(rows), BATCH):
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.executemany(sql, rows[start : start + BATCH])
+            await conn.execute("COMMIT")
+        return time.perf_counter() - started
+
+
+async def _raw_postgres(url: str, rows: list[tuple[Any, ...]], copy: bool) -> float:
+    import asyncpg
+
+    placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 1))
+    sql = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start : start + BATCH]
+            async with conn.transaction():
+                if copy:
+                    await conn.copy_records_to_table("events", records=chunk, columns=COLUMNS)
+                else:
+                    await conn.executemany(sql, chunk)
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+def _one_run(kind: str, total: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with Stack() as stack:
+        db = fresh_database(stack, kind)
+        env = hookline_env(db)
+        key = new_tenant(env, "bench")
+        new_tenant(env, "python")  # the Python publish call appends to its own log
+        new_tenant(env, "raw")  # and the raw inserts to theirs
+        api = start_api(stack, db, env)
+        asyncio.run(publish_api(api, key, 2 * BATCH))  # warm up (connections, caches)
+        out["api"] = total / asyncio.run(publish_api(api, key, total, batch=BATCH))
+        out["python"] = total / asyncio.run(append_backlog(db.url, "python", total, BATCH))
+        tenant_id = _tenant_id(db.url, "raw")
+        rows = _rows(tenant_id, total)
+        if kind == "sqlite":
+            out["raw"] = total / asyncio.run(_raw_sqlite(db.url.removeprefix("sqlite:///"), rows))
+        else:
+            out["raw"] = total / asyncio.run(_raw_postgres(db.url, rows, copy=False))
+            rows = _rows(_tenant_id(db.url, "raw2", create=True), total)
+            out["raw_copy"] = total / asyncio.run(_raw_postgres(db.url, rows, copy=True))
+    return out
+
+
+def _tenant_id(url: str, name: str, create: bool = False) -> str:
+    from hookline.store import tenants
+    from hookline.store.db import Database
+
+    async def go() -> str:
+        db = Database(url)
+        try:
+            async with db.write() as conn:
+                if create:
+                    return await tenants.create_tenant(conn, name)
+                return await tenants.find_tenant(conn, name)
+        finally:
+            await db.close()
+
+    return asyncio.run(go())
+
+
+def run(ctx: Context) -> None:
+    total = ctx.size(10_000, 100_000)
+    results: dict[str, Any] = {"events_per_run": total, "batch": BATCH}
+    for kind in ctx.dbs:
+        runs: list[dict[str, float]] = []
+        deadline = ctx.deadline()
+        for n in range(ctx.runs):
+            if time.monotonic() > deadline:
+                ctx.skip(f"ingest {kind} run {n + 1}", "time cap")
+                break
+            log(f"ingest {kind}: run {n + 1}/{ctx.runs}, {total} events")
+            runs.append(_one_run(kind, total))
+        med = {k: median(r[k] for r in runs) for k in runs[0]} if runs else {}
+        results[kind] = {"runs": runs, "median": med}
+        if not med:
+            continue
+        ctx.table.add("ingest", f"{kind}: POST /events (batch {BATCH})", med["api"], "events/s")
+        ctx.table.add("ingest", f"{kind}: Python append_events (batch {BATCH})", med["python"],
+                      "events/s")  # fmt: skip
+        label = "aiosqlite executemany" if kind == "sqlite" else "asyncpg executemany"
+        ctx.table.add("ingest", f"{kind}: raw insert, {label}", med["raw"], "events/s")
+        if "raw_copy" in med:
+            ctx.table.add("ingest", f"{kind}: raw insert, asyncpg COPY", med["raw_copy"],
+                          "events/s")  # fmt: skip
+        ctx.table.add("ingest", f"{kind}: POST /events / raw insert", med["api"] / med["raw"],
+                      "ratio")  # fmt: skip
+        ctx.table.add("ingest", f"{kind}: Python publish / raw insert",
+                      med["python"] / med["raw"], "ratio")  # fmt: skip
+    ctx.results["ingest"] = results

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from typing import Any
 
 from tests.support.hookline import Hookline
@@ -81,3 +83,32 @@ async def test_many_publishes_arrive_in_log_order_one_package_at_a_time(
     assert len(receiver.at("/all")) > 1  # several packages, not one
     assert receiver.max_in_flight["/all"] == 1
     assert receiver.max_in_flight["/orders"] == 1
+
+
+async def test_a_backlog_drains_completely_in_order_in_full_packages(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """A backlog is cut into full packages from reads that serve several packages at once;
+    a category filter with other events interleaved must not lose or reorder any."""
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    await acme.create_webhook(
+        receiver.url(), type=["ORDER"], config={"delay": "1s", "max_package_size": 1000}
+    )
+    stored: list[dict[str, Any]] = []
+    for start in range(0, 400, 100):
+        batch = [
+            order_event(n, pad=n % 50) if n % 3 else {"type": "USER.CREATED", "object": {"n": n}}
+            for n in range(start, start + 100)
+        ]
+        stored += await acme.publish(*batch)
+    wanted = [e["id"] for e in stored if e["type"] == "ORDER.FILLED"]
+    await hookline.start_worker()
+    await receiver.wait_for(lambda: len(receiver.acked["/hook"]) == len(wanted), what="backlog")
+    assert ids(receiver.delivered("/hook")) == wanted
+    packages = receiver.at("/hook")
+    assert all(len(p.body) <= 1000 for p in packages)
+    # every package but the last is full: the next event would not have fitted
+    for package, following in itertools.pairwise(packages):
+        next_event = json.dumps(following.events[0], separators=(",", ":"))
+        assert len(package.body) + len(next_event) + 1 > 1000

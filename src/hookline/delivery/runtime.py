@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hookline.domain.events import StoredEvent
+from hookline.domain.packing import Waiting
 from hookline.domain.webhooks import CategoryFilter, WebhookSpec, delay_seconds
 from hookline.store.deliveries import Package
 
@@ -43,6 +45,7 @@ class Runtime:
     poked: bool = False  # new events arrived while busy
     stale: bool = False  # config changed while busy
     body: bytes | None = None  # the open package's bytes, kept only for its first attempt
+    lookahead: list[tuple[Waiting, StoredEvent]] = field(default_factory=list)  # see Worker._window
 
     def __post_init__(self) -> None:
         self.filter = self.spec.category_filter

@@ -31,8 +31,8 @@ from hookline.delivery.runtime import Opening, Runtime
 from hookline.delivery.sender import Sender
 from hookline.delivery.signing import Signer
 from hookline.delivery.wakeups import Wakeups
-from hookline.domain.events import MIN_WIRE_SIZE, Published
-from hookline.domain.packing import plan_package, planning_window
+from hookline.domain.events import MIN_WIRE_SIZE, Published, StoredEvent
+from hookline.domain.packing import Waiting, plan_package, planning_window
 from hookline.ids import utcnow
 from hookline.store.db import Database
 from hookline.store.deliveries import (
@@ -50,6 +50,7 @@ from hookline.store.workers import deliverable_webhooks, forget, heartbeat, live
 log = structlog.get_logger("hookline.worker")
 
 BURST = 16  # packages one webhook may send back to back before others get a turn
+LOOKAHEAD_PACKAGES = 4  # while draining, one read of the log serves up to this many packages
 POLL_SECONDS = 1.0  # safety net for publishes whose wake-up this process did not see
 CLAIM_BATCH = 1000
 SHARE_SLACK = 1  # hold up to one webhook over the fair share before handing any back
@@ -174,6 +175,7 @@ class Worker:
             next_due = time.time() + ERROR_PAUSE
         finally:
             runtime.busy = False
+            runtime.lookahead = []
         await self._after_drive(runtime, next_due)
 
     async def _after_drive(self, runtime: Runtime, next_due: float | None) -> None:
@@ -211,13 +213,7 @@ class Worker:
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
         head = self._heads.get(runtime.tenant_id, 0)
-        window = await waiting_events(
-            conn, runtime.tenant_id, after=runtime.after, category_filter=runtime.filter,
-            limit=planning_window(
-                max_size=runtime.spec.max_package_size,
-                max_events=self.settings.max_package_events, min_event_size=MIN_WIRE_SIZE,
-            ),
-        )  # fmt: skip
+        window = await self._window(conn, runtime)
         plan = plan_package(
             [waiting for waiting, _ in window], max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events, delay=runtime.spec.delay_timedelta,
@@ -237,6 +233,31 @@ class Worker:
         if package is None:
             return Opening(stale=True)
         return Opening(package=package, body=body, pending_bytes=pending - plan.size)
+
+    async def _window(
+        self, conn: AsyncConnection, runtime: Runtime
+    ) -> list[tuple[Waiting, StoredEvent]]:
+        """The events to plan the next package from: one more than a package can hold.
+
+        While a webhook drains a backlog, one read serves several packages: the events are
+        immutable and the read is contiguous for the webhook's filter, so what is left of it
+        after the cursor is still exactly what waits there. The surplus is kept only for the
+        current burst (see ``_drive``), so memory follows concurrency, not webhooks."""
+        size = planning_window(
+            max_size=runtime.spec.max_package_size,
+            max_events=self.settings.max_package_events,
+            min_event_size=MIN_WIRE_SIZE,
+        )
+        ahead = [item for item in runtime.lookahead if item[0].seq > runtime.after]
+        if len(ahead) >= size:
+            runtime.lookahead = ahead
+            return ahead[:size]
+        read = await waiting_events(
+            conn, runtime.tenant_id, after=runtime.after, category_filter=runtime.filter,
+            limit=size * LOOKAHEAD_PACKAGES,
+        )  # fmt: skip
+        runtime.lookahead = read if len(read) > size else []
+        return read[:size]
 
     @staticmethod
     def _take(runtime: Runtime, opening: Opening) -> float | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -146,9 +145,3 @@ class Settings(BaseSettings):
         if self.lease_duration <= self.request_timeout:
             raise ValueError("HOOKLINE_LEASE_DURATION must exceed HOOKLINE_REQUEST_TIMEOUT")
         return self
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings (tests build their own ``Settings`` instead)."""
-    return Settings()

@@ -299,11 +299,6 @@ def _settle_statement(*, closed: bool, failing: bool) -> Update:
     )
 
 
-async def failing_since(conn: AsyncConnection, webhook_id: str) -> datetime | None:
-    query = select(webhook_state.c.failing_since).where(webhook_state.c.webhook_id == webhook_id)
-    return (await conn.execute(query)).scalar()
-
-
 # --- reads for the API ---------------------------------------------------------------------
 
 

@@ -167,22 +167,6 @@ def _waiting_statement(category_filter: CategoryFilter) -> Select[Any]:
     return _filtered(stmt, category_filter).order_by(events.c.seq).limit(bindparam("b_limit"))
 
 
-async def events_between(
-    conn: AsyncConnection,
-    tenant_id: str,
-    *,
-    first: int,
-    last: int,
-    category_filter: CategoryFilter,
-) -> list[StoredEvent]:
-    """The matching events with ``first <= seq <= last``, in log order."""
-    stmt = select(*_FULL).where(
-        events.c.tenant_id == tenant_id, events.c.seq >= first, events.c.seq <= last
-    )
-    stmt = _filtered(stmt, category_filter).order_by(events.c.seq)
-    return [_stored(row) for row in await conn.execute(stmt)]
-
-
 async def events_by_seq(
     conn: AsyncConnection, tenant_id: str, seqs: Sequence[int]
 ) -> list[StoredEvent]:

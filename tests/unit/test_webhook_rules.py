@@ -473,4 +473,5 @@ def test_format_ts_is_fixed_width_utc_with_z() -> None:
     moment = datetime(2024, 3, 1, 14, 0, 0, 7, tzinfo=timezone(timedelta(hours=2)))
     assert format_ts(moment) == "2024-03-01T12:00:00.000007Z"
     assert len(format_ts(datetime(2024, 1, 1, tzinfo=UTC))) == 27
+    assert format_ts(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00.000000Z"
     assert parse_ts(format_ts(moment)) == moment

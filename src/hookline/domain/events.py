@@ -35,7 +35,10 @@ def check_type(event_type: object, *, open_catalog: bool, field: str = "type") -
 
 def format_ts(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and ``Z``: fixed width, sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat is C and pads the year; strftime was a sixth of the time of a publish.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_ts(value: object, *, field: str = "created_at") -> datetime:

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.delivery.batching import WriteBatcher
 from hookline.ids import utcnow
-from hookline.store.db import Database
+from hookline.store.db import Database, Tx
 from hookline.store.migrate import migrate
 from hookline.store.tables import tenants
 
@@ -25,8 +24,8 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 def _add(name: str, *, fail: bool = False):  # type: ignore[no-untyped-def]
-    async def unit(conn: AsyncConnection) -> str:
-        await conn.execute(insert(tenants).values(id=name, name=name, created_at=utcnow()))
+    async def unit(tx: Tx) -> str:
+        await tx.conn.execute(insert(tenants).values(id=name, name=name, created_at=utcnow()))
         if fail:
             raise RuntimeError(f"{name} fails")
         return name

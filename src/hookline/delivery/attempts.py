@@ -18,6 +18,7 @@ from hookline.delivery.wakeups import Wakeups
 from hookline.domain.events import NewEvent, Published, format_ts, summarize
 from hookline.domain.retry import Decision, Outcome, RetryPolicy, Verdict, decide
 from hookline.ids import utcnow
+from hookline.store.db import Later
 from hookline.store.deliveries import AttemptRecord, Package, record_attempt, settle_state
 from hookline.store.events import append_events
 from hookline.store.webhooks import disable_webhook
@@ -103,22 +104,30 @@ class AttemptRecorder:
         return Judgement(attempt, decision, now)
 
     async def store(
-        self, conn: AsyncConnection, runtime: Runtime, judged: Judgement
+        self,
+        conn: AsyncConnection,
+        runtime: Runtime,
+        judged: Judgement,
+        *,
+        later: Later | None = None,
     ) -> Published | None:
         """Record the attempt and its verdict; returns the notice of a WEBHOOK.DISABLED event."""
         attempt, decision, now = judged.attempt, judged.decision, judged.now
-        await record_attempt(
-            conn, attempt, status=_STATUS[decision.verdict], next_attempt_at=decision.retry_at,
-            now=now,
-        )  # fmt: skip
+        disabling = decision.verdict is Verdict.DISABLE
+        # Rows in the lock order of store/webhooks.py: webhooks, webhook_state, packages.
+        if disabling:
+            await disable_webhook(conn, runtime.webhook_id, reason=decision.reason, now=now)
         await settle_state(
             conn, runtime.webhook_id, attempt.package_id,
             closed=decision.verdict is not Verdict.RETRY,
             failing=decision.verdict is not Verdict.DELIVERED, now=now,
         )  # fmt: skip
-        if decision.verdict is not Verdict.DISABLE:
+        await record_attempt(
+            conn, attempt, status=_STATUS[decision.verdict], next_attempt_at=decision.retry_at,
+            now=now, later=later,
+        )  # fmt: skip
+        if not disabling:
             return None
-        await disable_webhook(conn, runtime.webhook_id, reason=decision.reason, now=now)
         disabled = _disabled_event(runtime, decision.reason, now)
         appended = await append_events(conn, runtime.tenant_id, [disabled], now=now)
         return summarize(runtime.tenant_id, appended.appended)

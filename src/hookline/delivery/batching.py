@@ -2,9 +2,10 @@
 
 Each unit of work (record an attempt, open the next package) touches only its own webhook's
 rows and changes no in-memory state until its result is handed back after the commit, so
-units can share a transaction. Units that arrive while a transaction is running go into the
-next one. If a shared transaction fails, its units run again one transaction each, so one bad
-unit cannot sink the others.
+units can share a transaction. Writes whose outcome no unit reads are queued on the ``Tx``
+and sent at the end as one ``executemany`` per statement. Units that arrive while a
+transaction runs go into the next one. If a shared transaction fails, its units run again one
+transaction each, so one bad unit cannot sink the others.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from hookline.store.db import Database
+from hookline.store.db import Database, Tx
 
 T = TypeVar("T")
-Unit = Callable[[AsyncConnection], Awaitable[Any]]
+Unit = Callable[[Tx], Awaitable[Any]]
 MAX_BATCH = 64
 
 
@@ -31,7 +30,7 @@ class WriteBatcher:
         self._queue: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._draining: asyncio.Task[None] | None = None
 
-    async def run(self, unit: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def run(self, unit: Callable[[Tx], Awaitable[T]]) -> T:
         """Run ``unit`` in a write transaction shared with other units; its result, once
         committed."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -45,7 +44,9 @@ class WriteBatcher:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
                 async with self.db.write() as conn:
-                    results = [await unit(conn) for unit, _ in batch]
+                    tx = Tx(conn)
+                    results = [await unit(tx) for unit, _ in batch]
+                    await tx.flush()
             except Exception:
                 await self._one_by_one(batch)
                 continue
@@ -57,7 +58,9 @@ class WriteBatcher:
         for unit, future in batch:
             try:
                 async with self.db.write() as conn:
-                    result = await unit(conn)
+                    tx = Tx(conn)
+                    result = await unit(tx)
+                    await tx.flush()
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)

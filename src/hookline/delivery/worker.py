@@ -34,7 +34,7 @@ from hookline.delivery.wakeups import Wakeups
 from hookline.domain.events import MIN_WIRE_SIZE, Published, StoredEvent
 from hookline.domain.packing import Waiting, plan_package, planning_window
 from hookline.ids import utcnow
-from hookline.store.db import Database
+from hookline.store.db import Database, Tx
 from hookline.store.deliveries import (
     claim_webhooks,
     load_states,
@@ -203,17 +203,17 @@ class Worker:
         return await self._attempt(runtime)
 
     async def _open_next(self, runtime: Runtime) -> float | None:
-        opening = await self._batcher.run(lambda conn: self._plan_and_open(conn, runtime))
+        opening = await self._batcher.run(lambda tx: self._plan_and_open(tx, runtime))
         return self._take(runtime, opening)
 
-    async def _plan_and_open(self, conn: AsyncConnection, runtime: Runtime) -> Opening:
+    async def _plan_and_open(self, tx: Tx, runtime: Runtime) -> Opening:
         """Plan the webhook's next package and, if it is due, record it (moving the cursor)
         in the caller's write transaction. Touches no runtime state: see ``_take``."""
         now = utcnow()
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
         head = self._heads.get(runtime.tenant_id, 0)
-        window = await self._window(conn, runtime)
+        window = await self._window(tx.conn, runtime)
         plan = plan_package(
             [waiting for waiting, _ in window], max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events, delay=runtime.spec.delay_timedelta,
@@ -227,8 +227,9 @@ class Worker:
         events = [event for _, event in window[: plan.take]]
         body = package_body(events, runtime.webhook_id)
         package = await open_package(
-            conn, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
+            tx.conn, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
             expected_cursor=runtime.cursor, events=events, size=len(body), now=now,
+            later=tx.later,
         )  # fmt: skip
         if package is None:
             return Opening(stale=True)
@@ -289,11 +290,11 @@ class Worker:
         result = await self.sender.post(runtime.spec.url, body, headers)
         judged = self.recorder.judge(runtime, package, result, started=started)
 
-        async def settle(conn: AsyncConnection) -> tuple[Published | None, Opening | None]:
-            notice = await self.recorder.store(conn, runtime, judged)
+        async def settle(tx: Tx) -> tuple[Published | None, Opening | None]:
+            notice = await self.recorder.store(tx.conn, runtime, judged, later=tx.later)
             # The next package is opened in the same transaction: one commit per package, and
             # the batcher shares that commit between the webhooks finishing at the same time.
-            opening = await self._plan_and_open(conn, runtime) if judged.queue_moves_on else None
+            opening = await self._plan_and_open(tx, runtime) if judged.queue_moves_on else None
             return notice, opening
 
         notice, opening = await self._batcher.run(settle)

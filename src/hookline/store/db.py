@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Executable, Table, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -104,3 +104,37 @@ async def upsert(
         index_elements=[key], set_={column: stmt.excluded[column] for column in update}
     )
     await conn.execute(stmt)
+
+
+Later = Callable[[Executable, dict[str, Any]], None]
+
+
+async def write(
+    conn: AsyncConnection, later: Later | None, statement: Executable, params: dict[str, Any]
+) -> None:
+    """Execute now, or queue with ``later`` when the caller batches its writes (see ``Tx``)."""
+    if later is None:
+        await conn.execute(statement, params)
+    else:
+        later(statement, params)
+
+
+class Tx:
+    """A write transaction's connection, plus writes that can wait for its end.
+
+    Writes whose outcome nothing in the transaction reads (history rows, status updates) can
+    be queued with ``later``; ``flush`` sends them as one ``executemany`` per statement, so in
+    a group commit they cost one round trip for all webhooks instead of one each.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._later: dict[Executable, list[dict[str, Any]]] = {}
+
+    def later(self, statement: Executable, params: dict[str, Any]) -> None:
+        self._later.setdefault(statement, []).append(params)
+
+    async def flush(self) -> None:
+        queued, self._later = self._later, {}
+        for statement, rows in queued.items():
+            await self.conn.execute(statement, rows)

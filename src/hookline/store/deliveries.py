@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import StoredEvent
 from hookline.ids import new_id
+from hookline.store.db import Later, write
 from hookline.store.tables import UTCDateTime, attempts, packages, webhook_state, webhooks
 
 
@@ -162,6 +163,7 @@ async def open_package(
     events: Sequence[StoredEvent],
     size: int,
     now: datetime,
+    later: Later | None = None,
 ) -> Package | None:
     """Record the next package of a webhook and move its cursor past it, atomically.
 
@@ -182,7 +184,7 @@ async def open_package(
     )  # fmt: skip
     if moved.rowcount != 1:
         return None
-    await conn.execute(_INSERT_PACKAGE, _package_values(package))
+    await write(conn, later, _INSERT_PACKAGE, _package_values(package))
     return package
 
 
@@ -232,14 +234,17 @@ async def record_attempt(
     status: str,
     next_attempt_at: datetime | None,
     now: datetime,
+    later: Later | None = None,
 ) -> None:
     """Store one try and where its package stands now (``pending``/``delivered``/``failed``).
 
     A package dropped while the try was in flight (webhook deleted or re-enabled) stays
     dropped: the try is kept in the history, but it must not revive the package.
     """
-    await conn.execute(_INSERT_ATTEMPT, {"id": new_id(), **_attempt_values(attempt)})
-    await conn.execute(
+    await write(conn, later, _INSERT_ATTEMPT, {"id": new_id(), **_attempt_values(attempt)})
+    await write(
+        conn,
+        later,
         _FINISH_ATTEMPT,
         {
             "b_package": attempt.package_id, "v_status": status, "v_attempts": attempt.number,

@@ -20,6 +20,11 @@ from hookline.store.tables import packages, webhook_secrets, webhook_state, webh
 
 SORTABLE = ("created_at", "updated_at", "title", "url", "enabled")
 
+# Lock order, everywhere a transaction touches one webhook's rows (API and workers alike):
+# webhooks -> webhook_state -> packages -> attempts. Taking them in another order deadlocks
+# on PostgreSQL against a worker's group commit (which settles webhook_state first and writes
+# packages at the end).
+
 
 @dataclass(frozen=True, slots=True)
 class WebhookRecord:
@@ -146,7 +151,6 @@ async def _drop_pending(conn: AsyncConnection, webhook_id: str, *, now: datetime
 async def _restart_delivery(
     conn: AsyncConnection, tenant_id: str, webhook_id: str, *, now: datetime
 ) -> None:
-    await _drop_pending(conn, webhook_id, now=now)
     await conn.execute(
         update(webhook_state)
         .where(webhook_state.c.webhook_id == webhook_id)
@@ -154,6 +158,7 @@ async def _restart_delivery(
             cursor_seq=await log_head(conn, tenant_id), open_package_id=None, failing_since=None
         )
     )
+    await _drop_pending(conn, webhook_id, now=now)
 
 
 async def delete_webhook_for_tenant(
@@ -166,12 +171,12 @@ async def delete_webhook_for_tenant(
         .where(webhooks.c.id == webhook_id)
         .values(deleted_at=now, updated_at=now, enabled=False)
     )
-    await _drop_pending(conn, webhook_id, now=now)
     await conn.execute(
         update(webhook_state)
         .where(webhook_state.c.webhook_id == webhook_id)
         .values(open_package_id=None)
     )
+    await _drop_pending(conn, webhook_id, now=now)
 
 
 async def disable_webhook(

@@ -32,6 +32,7 @@ class Runtime:
     webhook_id: str
     tenant_id: str
     spec: WebhookSpec
+    settings_at: datetime  # the webhook's updated_at when loaded (see open_package)
     secrets: list[str]
     cursor: int
     failing_since: datetime | None
@@ -61,6 +62,7 @@ class Runtime:
         other_package_id = other.package.id if other.package else None
         return (
             self.spec == other.spec
+            and self.settings_at == other.settings_at
             and self.cursor == other.cursor
             and package_id == other_package_id
         )

@@ -167,6 +167,8 @@ class Worker:
                 for _ in range(BURST):
                     if self._stopping:
                         return
+                    if runtime.stale:
+                        break  # the webhook changed: reload before cutting another package
                     next_due = await self._step(runtime)
                     if next_due is None or next_due > time.time():
                         break
@@ -228,8 +230,8 @@ class Worker:
         body = package_body(events, runtime.webhook_id)
         package = await open_package(
             tx.conn, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
-            expected_cursor=runtime.cursor, events=events, size=len(body), now=now,
-            later=tx.later,
+            expected_cursor=runtime.cursor, settings_at=runtime.settings_at, events=events,
+            size=len(body), now=now, later=tx.later,
         )  # fmt: skip
         if package is None:
             return Opening(stale=True)
@@ -447,6 +449,7 @@ class Worker:
         previous = [self._runtimes[i] for i in webhook_ids if i in self._runtimes]
         for runtime in previous:
             runtime.busy = True  # keep the loop off it while loading
+            runtime.stale = False  # what changed until now, this load reads
         try:
             now = utcnow()
             async with self.db.read() as conn:
@@ -467,8 +470,9 @@ class Worker:
             if webhook_id not in gone:
                 record, state = records[webhook_id], states[webhook_id]
                 fresh = Runtime(
-                    webhook_id, record.tenant_id, record.spec, list(keys[webhook_id]),
-                    state.cursor_seq, state.failing_since, state.open_package,
+                    webhook_id, record.tenant_id, record.spec, record.updated_at,
+                    list(keys[webhook_id]), state.cursor_seq, state.failing_since,
+                    state.open_package,
                 )  # fmt: skip
                 self._install(fresh, self._runtimes.get(webhook_id))
         self._drop(gone)
@@ -487,6 +491,9 @@ class Worker:
             self._schedule(runtime, time.time() if previous.poked else previous.due)
         else:
             self._schedule(runtime, time.time())
+        if previous is not None and previous.stale:
+            # A change notice arrived while we were loading, maybe after our read: load again.
+            self.on_webhook_changed(runtime.webhook_id)
 
     def _drop(self, webhook_ids: Iterable[str]) -> None:
         for webhook_id in list(webhook_ids):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, func, insert, select, update
+from sqlalchemy import Update, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import StoredEvent
@@ -59,12 +59,22 @@ class StateRow:
 # running it (SQLAlchemy generates its cache key on every new construct).
 _INSERT_PACKAGE = insert(packages)
 _INSERT_ATTEMPT = insert(attempts)
+# The cursor moves only if nothing changed since the package was planned: same cursor, no
+# open package, and the webhook's settings as loaded (any PATCH or DELETE moves updated_at),
+# still enabled. Otherwise a package cut with an old filter, size or URL would be sent.
+_SETTINGS_UNCHANGED = exists().where(
+    webhooks.c.id == webhook_state.c.webhook_id,
+    webhooks.c.updated_at == bindparam("b_config"),
+    webhooks.c.enabled.is_(True),
+    webhooks.c.deleted_at.is_(None),
+)
 _MOVE_CURSOR_UNLEASED = (
     update(webhook_state)
     .where(
         webhook_state.c.webhook_id == bindparam("b_webhook"),
         webhook_state.c.cursor_seq == bindparam("b_cursor"),
         webhook_state.c.open_package_id.is_(None),
+        _SETTINGS_UNCHANGED,
     )
     .values(cursor_seq=bindparam("v_cursor"), open_package_id=bindparam("v_package"))
 )
@@ -160,6 +170,7 @@ async def open_package(
     webhook_id: str,
     owner: str | None,
     expected_cursor: int,
+    settings_at: datetime,
     events: Sequence[StoredEvent],
     size: int,
     now: datetime,
@@ -167,8 +178,8 @@ async def open_package(
 ) -> Package | None:
     """Record the next package of a webhook and move its cursor past it, atomically.
 
-    Returns None when the state moved underneath (lease lost, webhook re-enabled or deleted):
-    the caller then reloads instead of sending.
+    Returns None when the state moved underneath (lease lost; webhook changed, disabled,
+    re-enabled or deleted since ``settings_at``): the caller then reloads instead of sending.
     """
     package = Package(
         id=new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="queue", status="pending",
@@ -179,7 +190,7 @@ async def open_package(
         _MOVE_CURSOR if owner is not None else _MOVE_CURSOR_UNLEASED,
         {
             "b_webhook": webhook_id, "b_cursor": expected_cursor, "b_owner": owner,
-            "v_cursor": events[-1].seq, "v_package": package.id,
+            "b_config": settings_at, "v_cursor": events[-1].seq, "v_package": package.id,
         },
     )  # fmt: skip
     if moved.rowcount != 1:

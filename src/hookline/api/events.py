@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
@@ -13,7 +14,14 @@ from hookline import metrics
 from hookline.api.auth import require
 from hookline.api.common import AUTHED, problems, services_of
 from hookline.api.schemas import Event, EventBatch, EventBatchIn, EventIn, EventPage
-from hookline.domain.events import NewEvent, event_json, parse_new_event, summarize
+from hookline.domain.events import (
+    CATEGORY_PATTERN,
+    TYPE_PATTERN,
+    NewEvent,
+    event_json,
+    parse_new_event,
+    summarize,
+)
 from hookline.errors import NotFound, ValidationFailed
 from hookline.ids import utcnow
 from hookline.store.events import (
@@ -93,8 +101,22 @@ async def publish(request: Request, principal: Publisher) -> Response:
     return _json(event_json(result.events[0]), 201)
 
 
-def _split(values: list[str]) -> list[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+def _filter(values: list[str], pattern: re.Pattern[str], field: str) -> list[str]:
+    """Comma-separated or repeated filter values, each checked against ``pattern``."""
+    parts = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    for part in parts:
+        if not pattern.fullmatch(part):
+            raise ValidationFailed(f"not a valid {field}: {part[:64]!r}", field=field)
+    return parts
+
+
+def _check_moment(moment: datetime, field: str) -> None:
+    if moment.tzinfo is None:
+        raise ValidationFailed("timestamp needs a time zone (Z or +hh:mm)", field=field)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationFailed("timestamp out of range", field=field) from None
 
 
 @router.get("", response_model=EventPage, responses=problems(*AUTHED))
@@ -112,10 +134,11 @@ async def list_events(
 ) -> Response:
     """The log, oldest first; continue with ``after=meta.next_after``."""
     for moment, field in ((created_after, "created_after"), (created_before, "created_before")):
-        if moment is not None and moment.tzinfo is None:
-            raise ValidationFailed("timestamp needs a time zone (Z or +hh:mm)", field=field)
+        if moment is not None:
+            _check_moment(moment, field)
     query = EventQuery(
-        after=after, limit=limit, types=_split(type), categories=_split(category),
+        after=after, limit=limit, types=_filter(type, TYPE_PATTERN, "type"),
+        categories=_filter(category, CATEGORY_PATTERN, "category"),
         created_after=created_after, created_before=created_before,
     )  # fmt: skip
     async with services_of(request).db.read() as conn:

@@ -13,6 +13,8 @@ from hookline.catalog import is_known_type
 from hookline.errors import ValidationFailed
 
 TYPE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,63}\.[A-Z][A-Z0-9_]{0,63}$")
+CATEGORY_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+RESERVED_CATEGORY = "WEBHOOK"  # Hookline's own events; producers may not publish them
 # '{"id":"<36>","created_at":"<27>","type":"","object":,"webhook_id":"<36>"}'
 _ITEM_OVERHEAD = len('{"id":"","created_at":"","type":"","object":,"webhook_id":""}') + 36 + 27 + 36
 
@@ -135,6 +137,11 @@ def parse_new_event(
     if unknown:
         raise ValidationFailed("unknown field", field=f"{where}{unknown[0]}")
     event_type = check_type(raw.get("type"), open_catalog=open_catalog, field=f"{where}type")
+    if category_of(event_type) == RESERVED_CATEGORY:
+        raise ValidationFailed(
+            f"{RESERVED_CATEGORY}.* events are Hookline's own and cannot be published",
+            field=f"{where}type",
+        )
     body = raw.get("object")
     if not isinstance(body, dict):
         raise ValidationFailed("must be a JSON object", field=f"{where}object")

@@ -79,8 +79,8 @@ def check_url(url: object, *, allow_insecure: bool, field: str = "url") -> str:
         raise ValidationFailed("must have a host", field=field)
     if not allow_insecure and (_is_ip_literal(host) or not _is_dns_name(host)):
         raise ValidationFailed("host must be a DNS name, not an IP address", field=field)
-    if any(ch.isspace() for ch in url):
-        raise ValidationFailed("must not contain white space", field=field)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ValidationFailed("must not contain white space or control characters", field=field)
     return url
 
 
@@ -141,6 +141,8 @@ class WebhookSpec:
         title = self.title.strip() if isinstance(self.title, str) else ""
         if not 1 <= len(title) <= 100:
             raise ValidationFailed("title must be 1..100 characters", field="title")
+        if not title.isprintable():
+            raise ValidationFailed("title must not contain control characters", field="title")
         check_url(self.url, allow_insecure=allow_insecure)
         types, exclude = check_categories(self.types, self.exclude_types)
         delay_seconds(self.delay)

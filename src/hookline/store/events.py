@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hookline.domain.events import NewEvent, StoredEvent, category_of, wire_size
 from hookline.domain.packing import Waiting
 from hookline.domain.webhooks import CategoryFilter
-from hookline.ids import new_id
+from hookline.ids import is_id, new_id
 from hookline.store.tables import events, tenants
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -53,8 +53,7 @@ async def append_events(
     Sequence numbers come from the tenant row, locked for the transaction, so they are dense
     and commit in order. Server-assigned ``created_at`` never goes backwards for a tenant.
     """
-    given = [event.id for event in batch if event.id]
-    known = await _existing(conn, tenant_id, given) if given else {}
+    # Lock the tenant row first: two publishes of the same id must not both find it missing.
     head = (
         await conn.execute(
             select(tenants.c.last_seq, tenants.c.last_created_at)
@@ -62,6 +61,8 @@ async def append_events(
             .with_for_update()
         )
     ).one()
+    given = [event.id for event in batch if event.id]
+    known = await _existing(conn, tenant_id, given) if given else {}
     seq, clock = head.last_seq, max(now, head.last_created_at or _EPOCH)
     result = AppendResult(events=[], appended=[])
     for new in batch:
@@ -101,6 +102,8 @@ def _row(tenant_id: str, event: StoredEvent) -> dict[str, object]:
 async def get_event_for_tenant(
     conn: AsyncConnection, tenant_id: str, event_id: str
 ) -> StoredEvent | None:
+    if not is_id(event_id):
+        return None
     query = select(*_FULL).where(events.c.tenant_id == tenant_id, events.c.id == event_id)
     row = (await conn.execute(query)).first()
     return _stored(row) if row else None

@@ -47,16 +47,18 @@ async def _batches(
 
 async def _needed_from(conn: AsyncConnection, tenant_id: str) -> int:
     """The lowest sequence number some webhook of the tenant may still send."""
-    cursor = select(func.min(webhook_state.c.cursor_seq) + 1).where(
-        webhook_state.c.tenant_id == tenant_id,
-        webhook_state.c.webhook_id.in_(
-            select(webhooks.c.id).where(
-                webhooks.c.enabled.is_(True), webhooks.c.deleted_at.is_(None)
-            )
-        ),
+    live = select(webhooks.c.id).where(
+        webhooks.c.tenant_id == tenant_id,
+        webhooks.c.enabled.is_(True),
+        webhooks.c.deleted_at.is_(None),
     )
+    cursor = select(func.min(webhook_state.c.cursor_seq) + 1).where(
+        webhook_state.c.webhook_id.in_(live)
+    )
+    # Only live webhooks' packages: a disabled webhook restarts from the head when re-enabled
+    # (its old pending package is dropped then), so it must not pin the log meanwhile.
     pending = select(func.min(packages.c.first_seq)).where(
-        packages.c.tenant_id == tenant_id, packages.c.status == "pending"
+        packages.c.webhook_id.in_(live), packages.c.status == "pending"
     )
     head = select(tenants.c.last_seq + 1).where(tenants.c.id == tenant_id)
     bounds = [(await conn.execute(q)).scalar() for q in (cursor, pending, head)]

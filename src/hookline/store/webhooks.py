@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.webhooks import WebhookSpec
 from hookline.errors import NotFound
-from hookline.ids import new_id
+from hookline.ids import is_id, new_id
 from hookline.signatures.standard import generate_secret
 from hookline.store.events import log_head
 from hookline.store.tables import packages, webhook_secrets, webhook_state, webhooks
@@ -89,6 +89,8 @@ async def get_webhook_for_tenant(
     conn: AsyncConnection, tenant_id: str, webhook_id: str
 ) -> WebhookRecord:
     """The tenant's webhook, or NotFound (also for another tenant's: never leak existence)."""
+    if not is_id(webhook_id):
+        raise NotFound(f"no webhook {webhook_id[:64]!r}")
     row = (
         await conn.execute(select(webhooks).where(_live(tenant_id), webhooks.c.id == webhook_id))
     ).first()

@@ -28,7 +28,10 @@ ATTEMPT_SECONDS = Histogram(
     registry=REGISTRY,
 )
 QUEUE_DEPTH = Gauge(
-    "hookline_packages_by_status", "Packages per status.", ["status"], registry=REGISTRY
+    "hookline_packages_by_status",
+    "Packages waiting: status=pending (all), status=retrying (pending after a failed attempt).",
+    ["status"],
+    registry=REGISTRY,
 )
 WEBHOOKS_HELD = Gauge(
     "hookline_worker_webhooks", "Webhooks this worker holds the lease of.", registry=REGISTRY

@@ -10,7 +10,9 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import structlog
 import uvicorn
+from prometheus_client import start_http_server
 
+from hookline import metrics
 from hookline.api.app import create_app
 from hookline.config import Settings
 from hookline.delivery.worker import Worker
@@ -52,6 +54,7 @@ async def run(
     api: bool = True,
     worker: bool = True,
     on_ready: Callable[[Services], Awaitable[None]] | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Migrate, then serve until a stop signal; in-flight attempts finish before exit."""
     await asyncio.to_thread(migrate, settings.database_url)
@@ -71,6 +74,9 @@ async def run(
         if api:
             await _serve_api(services, host, port)
         else:
+            if metrics_port is not None:
+                start_http_server(metrics_port, addr=host, registry=metrics.REGISTRY)
+                print(f"metrics on http://{host}:{metrics_port}/metrics", flush=True)
             print("Hookline worker running; Ctrl-C to stop", flush=True)
             await _stop_signal()
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ import pytest
 
 from hookline.ids import utcnow
 from hookline.store.retention import prune
-from tests.support.hookline import Hookline
+from tests.support.hookline import Hookline, eventually
 from tests.support.receiver import Answer, Receiver
 
 
@@ -67,3 +68,25 @@ async def test_a_disabled_webhooks_pending_package_does_not_pin_retention(
         now=utcnow(), batch=100,
     )  # fmt: skip
     assert pruned.events == 5
+
+
+async def test_a_worker_whose_leases_may_have_lapsed_starts_no_attempt(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    acme = await hookline.tenant("acme")
+    webhook = await acme.create_webhook(receiver.url())
+    worker = hookline.worker
+    assert worker is not None
+
+    async def held() -> bool:
+        return webhook["id"] in worker._runtimes
+
+    await eventually(held, what="the webhook held by the worker")
+    lease = hookline.settings.lease_duration.total_seconds()
+    worker._renewed_at = time.monotonic() - lease  # as if renewals had failed for a lease
+    await acme.publish({"type": "ORDER.FILLED", "object": {}, "created_at": "2020-01-01T00:00:00Z"})
+    for _ in range(20):  # a few scheduling rounds: the package is due at once
+        await asyncio.sleep(0.05)
+    assert receiver.at("/hook") == []
+    worker._renewed_at = time.monotonic()  # a renewal succeeded
+    await receiver.wait_for(lambda: len(receiver.acked["/hook"]) == 1, what="the delivery")

@@ -42,8 +42,8 @@ async def prometheus(request: Request) -> Response:
     """Prometheus text format."""
     async with services_of(request).db.read() as conn:
         depth = await queue_depth(conn)
-    for status in ("pending", "delivered", "failed", "dropped"):
-        metrics.QUEUE_DEPTH.labels(status).set(depth.get(status, 0))
+    for state, count in depth.items():
+        metrics.QUEUE_DEPTH.labels(state).set(count)
     return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -153,7 +153,7 @@ async def _test(webhook_id: str, request: Request, principal: Principal, wait: b
     services = services_of(request)
     async with services.db.read() as conn:
         record = await store.get_webhook_for_tenant(conn, principal.tenant_id, webhook_id)
-    package, body = await prepare_test(services, record)
+    package, body = prepare_test(record)
     sending = asyncio.ensure_future(deliver_test(services, record, package, body))
     if not wait:
         background: set[asyncio.Future[Any]] = request.app.state.background

@@ -249,7 +249,7 @@ def webhooks_test(webhook_id: str, tenant: TenantOption, as_json: JsonFlag = Fal
             async with services.db.read() as conn:
                 tenant_id = await tenants.find_tenant(conn, tenant)
                 record = await webhooks.get_webhook_for_tenant(conn, tenant_id, webhook_id)
-            package, body = await prepare_test(services, record)
+            package, body = prepare_test(record)
             result = await deliver_test(services, record, package, body)
         return {"url": record.spec.url, "package_id": package.id, "status": result.status,
                 "error": result.error, "body": result.excerpt}  # fmt: skip

@@ -48,9 +48,14 @@ def api(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (off if unset).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+) -> None:
     """Run only a delivery worker."""
-    run(server.run(load_settings(), api=False))
+    run(server.run(load_settings(), host=host, api=False, metrics_port=metrics_port))
 
 
 @app.command()

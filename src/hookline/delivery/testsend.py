@@ -14,8 +14,8 @@ from hookline.store.deliveries import Package, insert_package, record_attempt
 from hookline.store.webhooks import WebhookRecord, active_secrets
 
 
-async def prepare_test(services: Services, webhook: WebhookRecord) -> tuple[Package, bytes]:
-    """Store the test package (so it shows in the webhook's history) and return its bytes."""
+def prepare_test(webhook: WebhookRecord) -> tuple[Package, bytes]:
+    """The test package and its bytes; it is stored with its attempt once sent."""
     now = utcnow()
     message = {"webhook_id": webhook.id, "message": "This is a test package from Hookline."}
     event = StoredEvent(0, new_id(), "WEBHOOK.TEST", now, orjson.dumps(message).decode())
@@ -24,8 +24,6 @@ async def prepare_test(services: Services, webhook: WebhookRecord) -> tuple[Pack
         id=new_id(), tenant_id=webhook.tenant_id, webhook_id=webhook.id, kind="test",
         status="pending", event_seqs=[], event_ids=[event.id], size=len(body), created_at=now,
     )  # fmt: skip
-    async with services.db.write() as conn:
-        await insert_package(conn, package)
     return package, body
 
 
@@ -45,6 +43,8 @@ async def deliver_test(
         package, result, url=webhook.spec.url, number=1, trigger="test", started=started
     )
     async with services.db.write() as conn:
+        # stored with its outcome in one transaction: never left "pending" by a crash mid-send
+        await insert_package(conn, package)
         await record_attempt(
             conn,
             attempt,

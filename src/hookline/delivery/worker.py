@@ -90,6 +90,7 @@ class Worker:
         self._stopping = False
         self._ready = asyncio.Event()
         self._sync_lock = asyncio.Lock()
+        self._renewed_at = time.monotonic()  # when our leases were last renewed
         self._renew_every = min(
             settings.lease_duration.total_seconds() / 3, settings.resync_interval.total_seconds()
         )
@@ -118,8 +119,11 @@ class Worker:
     async def wait_ready(self) -> None:
         await self._ready.wait()
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Finish in-flight attempts (up to ``grace`` seconds), then give the leases back."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Finish in-flight attempts (by default as long as one attempt may take), then give
+        the leases back."""
+        if grace is None:
+            grace = self.settings.request_timeout.total_seconds() + 5
         self._stopping = True
         self._wake.set()
         if self._tasks:
@@ -279,6 +283,10 @@ class Worker:
     async def _attempt(self, runtime: Runtime) -> float | None:
         package = runtime.package
         assert package is not None
+        if not self._lease_outlives_attempt():
+            # Renewals have been failing: the lease may lapse mid-attempt and another worker
+            # take the webhook over, so send nothing until a renewal succeeds.
+            return time.time() + ERROR_PAUSE
         body, runtime.body = runtime.body, None
         if body is None:
             async with self.db.read() as conn:
@@ -317,7 +325,8 @@ class Worker:
             runtime = self._runtimes[webhook_id]
             batches = [b for c, b in notice.categories.items() if runtime.filter.matches(c)]
             if batches:
-                self._notice(runtime, sum(b.size for b in batches), batches[0].first_created_at)
+                oldest = min(b.first_created_at for b in batches)
+                self._notice(runtime, sum(b.size for b in batches), oldest)
 
     def _notice(self, runtime: Runtime, size: int, first_created_at: object) -> None:
         if runtime.busy:
@@ -406,7 +415,13 @@ class Worker:
         async with self._sync_lock:
             await self._sync_once()
 
+    def _lease_outlives_attempt(self) -> bool:
+        """Whether the leases, as last renewed, last beyond an attempt started now."""
+        left = self.settings.lease_duration.total_seconds() - (time.monotonic() - self._renewed_at)
+        return left > self.settings.request_timeout.total_seconds()
+
     async def _sync_once(self) -> None:
+        renewing_at = time.monotonic()
         now = utcnow()
         until = now + self.settings.lease_duration
         async with self.db.write() as conn:
@@ -423,6 +438,7 @@ class Worker:
             if excess:
                 await release_leases(conn, self.owner, excess)
                 held -= set(excess)
+        self._renewed_at = renewing_at
         self._drop([i for i in self._runtimes if i not in held])
         await self._reload([i for i in held if i not in self._runtimes])
         metrics.WEBHOOKS_HELD.set(len(self._runtimes))

@@ -4,6 +4,7 @@ its raw per-run numbers to ``ctx.results[name]``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,15 @@ class Context:
 
     def deadline(self) -> float:
         return time.monotonic() + self.time_cap
+
+    def repeats(self, label: str, *, at_least_once: bool = False) -> Iterator[int]:
+        """Run numbers for one measurement, stopping (and reporting the skip) at the time cap."""
+        deadline = self.deadline()
+        for n in range(self.runs):
+            if (n or not at_least_once) and time.monotonic() > deadline:
+                self.skip(f"{label} run {n + 1}", "time cap")
+                return
+            yield n
 
     def skip(self, what: str, why: str) -> None:
         message = f"{what}: skipped ({why})"

@@ -8,7 +8,6 @@ To keep runs bounded, the backlog shrinks as webhooks grow: full runs send 100k 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from bench.common import log, median
@@ -30,11 +29,7 @@ def run(ctx: Context) -> None:
         for webhooks, events in shapes(ctx):
             label = f"{kind} {webhooks} webhook{'s' if webhooks > 1 else ''}"
             runs, bare = [], []
-            deadline = ctx.deadline()
-            for n in range(ctx.runs):
-                if time.monotonic() > deadline:
-                    ctx.skip(f"drain {label} run {n + 1}", "time cap")
-                    break
+            for n in ctx.repeats(f"drain {label}"):
                 log(f"drain {label}: run {n + 1}/{ctx.runs}, {events} events each")
                 spec = Drain(kind, webhooks, events, timeout=ctx.time_cap)
                 runs.append(run_drain(spec))

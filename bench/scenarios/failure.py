@@ -4,7 +4,6 @@ healthy webhooks alone."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from bench.common import log, median
@@ -19,11 +18,7 @@ def run(ctx: Context) -> None:
     results: dict[str, Any] = {"webhooks": webhooks, "hanging": hanging, "events": events}
     for kind in ctx.dbs:
         pairs = []
-        deadline = ctx.deadline()
-        for n in range(ctx.runs):
-            if time.monotonic() > deadline:
-                ctx.skip(f"failure {kind} run {n + 1}", "time cap")
-                break
+        for n in ctx.repeats(f"failure {kind}"):
             log(f"failure {kind}: run {n + 1}/{ctx.runs}, {healthy} healthy (+{hanging} hanging)")
             alone = run_drain(Drain(kind, healthy, events, timeout=ctx.time_cap))
             mixed = run_drain(Drain(kind, webhooks, events, hanging=hanging,

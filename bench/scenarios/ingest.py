@@ -124,11 +124,7 @@ def run(ctx: Context) -> None:
     results: dict[str, Any] = {"events_per_run": total, "batch": BATCH}
     for kind in ctx.dbs:
         runs: list[dict[str, float]] = []
-        deadline = ctx.deadline()
-        for n in range(ctx.runs):
-            if time.monotonic() > deadline:
-                ctx.skip(f"ingest {kind} run {n + 1}", "time cap")
-                break
+        for n in ctx.repeats(f"ingest {kind}"):
             log(f"ingest {kind}: run {n + 1}/{ctx.runs}, {total} events")
             runs.append(_one_run(kind, total))
         med = {k: median(r[k] for r in runs) for k in runs[0]} if runs else {}

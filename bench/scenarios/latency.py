@@ -103,11 +103,7 @@ def run(ctx: Context) -> None:
 def _variant(ctx: Context, kind: str, size: int, seconds: float, results: dict[str, Any]) -> None:
     label = f"{kind} max_package_size {size}"
     runs = []
-    deadline = ctx.deadline()
-    for n in range(ctx.runs):
-        if time.monotonic() > deadline:
-            ctx.skip(f"latency {label} run {n + 1}", "time cap")
-            break
+    for n in ctx.repeats(f"latency {label}"):
         log(f"latency {label}: run {n + 1}/{ctx.runs}, {RATE}/s for {seconds}s")
         runs.append(latency_run(kind, seconds, size))
     if not runs:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from bench.common import log, median
@@ -16,11 +15,7 @@ def run(ctx: Context) -> None:
     webhooks, events = ctx.size((1000, 100_000), (10_000, 1_000_000))
     seconds = ctx.size(20, 90)
     runs = []
-    deadline = ctx.deadline()
-    for n in range(ctx.runs):
-        if runs and time.monotonic() > deadline:
-            ctx.skip(f"memory run {n + 1}", "time cap")
-            break
+    for n in ctx.repeats("memory", at_least_once=True):
         log(f"memory {kind}: run {n + 1}, {webhooks} webhooks, {events} events, {seconds}s")
         spec = Drain(kind, webhooks, events, build="append", observe_for=seconds)
         runs.append(run_drain(spec))

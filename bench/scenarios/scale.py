@@ -6,7 +6,6 @@ Hookline's own ``append_events`` (documented in docs/benchmarks.md)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from bench.common import log, median
@@ -33,12 +32,8 @@ def run(ctx: Context) -> None:
     results: dict[str, Any] = {"measured_first_events": MEASURED}
     for label, spec in cases(ctx):
         runs = []
-        deadline = ctx.deadline()
         spec.timeout = ctx.time_cap
-        for n in range(ctx.runs):
-            if time.monotonic() > deadline:
-                ctx.skip(f"scale {label} run {n + 1}", "time cap")
-                break
+        for n in ctx.repeats(f"scale {label}"):
             log(f"scale {label}: run {n + 1}/{ctx.runs}")
             runs.append(run_drain(spec))
         if not runs:

@@ -50,7 +50,7 @@ from hookline.store.workers import deliverable_webhooks, forget, heartbeat, live
 log = structlog.get_logger("hookline.worker")
 
 BURST = 16  # packages one webhook may send back to back before others get a turn
-LOOKAHEAD_PACKAGES = 4  # while draining, one read of the log serves up to this many packages
+LOOKAHEAD_PACKAGES = 2  # while draining, one read of the log serves up to this many packages
 POLL_SECONDS = 1.0  # safety net for publishes whose wake-up this process did not see
 CLAIM_BATCH = 1000
 SHARE_SLACK = 1  # hold up to one webhook over the fair share before handing any back

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookline.api.auth import KeyCache
 from hookline.api.idempotency import HEADER, IdempotentCall, request_hash, valid_key
-from hookline.api.problems import problem
+from hookline.api.problems import error_problem
 from hookline.api.ratelimit import TokenBuckets
 from hookline.api.request_signing import verify_request
 from hookline.config import Settings
@@ -177,9 +177,4 @@ def _check_rate(buckets: TokenBuckets, principal: Principal) -> None:
 
 
 async def _answer(exc: HooklineError, scope: Scope, receive: Receive, send: Send) -> None:
-    detail = f"{exc.field}: {exc.detail}" if exc.field else exc.detail
-    response = problem(
-        Request(scope), status=exc.status, title=exc.title, detail=detail, slug=exc.slug,
-        field=exc.field, headers=getattr(exc, "headers", None),
-    )  # fmt: skip
-    await response(scope, receive, send)
+    await error_problem(Request(scope), exc)(scope, receive, send)

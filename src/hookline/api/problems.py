@@ -56,14 +56,18 @@ def _field_of(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _domain_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HooklineError)
+def error_problem(request: Request, exc: HooklineError) -> Response:
+    """The problem document for a domain error (also used by the gate, before routing)."""
     detail = f"{exc.field}: {exc.detail}" if exc.field else exc.detail
-    headers = getattr(exc, "headers", None)
     return problem(
         request, status=exc.status, title=exc.title, detail=detail, slug=exc.slug,
-        field=exc.field, headers=headers,
+        field=exc.field, headers=getattr(exc, "headers", None),
     )  # fmt: skip
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HooklineError)
+    return error_problem(request, exc)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

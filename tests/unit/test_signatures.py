@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from http_message_signatures import (
     ContentDigest,
+    HTTPMessageSignaturesException,
     HTTPMessageVerifier,
     InvalidSignature,
     MappingKeyResolver,
@@ -49,7 +52,7 @@ from hookline.signatures import (
     sign_v1,
     signature_header,
 )
-from hookline.signatures.rfc9421 import signature_base
+from hookline.signatures.rfc9421 import _fast_prepare, signature_base
 from hookline.signatures.standard import signed_content
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "signatures.md"
@@ -440,3 +443,63 @@ def test_documented_signature_verifies_independently() -> None:
         headers["webhook-id"], datetime.fromtimestamp(1719835200, UTC), doc["body"]
     )
     assert headers["webhook-signature"] == mac
+
+
+# --- the direct signature base (rfc9421._fast_prepare) against the library's ---------------
+
+_PCHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@"
+_url_text = st.text(alphabet=_PCHARS, max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    host=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,20}(\.[A-Za-z0-9-]{1,10}){0,3}", fullmatch=True),
+    port=st.one_of(st.none(), st.integers(1, 65535)),
+    path=st.lists(_url_text, max_size=4),
+    query=st.one_of(st.none(), _url_text),
+    msg_id=st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1,
+                   max_size=40),
+    kid=st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1,
+                max_size=20),
+    created=st.integers(0, 2**34),
+    alg=st.sampled_from(ALGS),
+    body=st.binary(max_size=64),
+)  # fmt: skip
+def test_direct_signature_base_is_the_libraries(
+    host: str, port: int | None, path: list[str], query: str | None, msg_id: str, kid: str,
+    created: int, alg: str, body: bytes,
+) -> None:  # fmt: skip
+    netloc = host if port is None else f"{host}:{port}"
+    url = f"https://{netloc}/{'/'.join(path)}" + ("" if query is None else f"?{query}")
+    key = SigningKey(kid=kid, alg=alg, private_key=_KEYS[alg].private_key)
+    request = package_request(url=url, body=body, msg_id=msg_id)
+    fast = _fast_prepare(request, key, created)
+    assert fast is not None
+    assert fast[0].decode("ascii") == signature_base(request, signing_key=key, created=created)
+    headers = sign_package(url=url, body=body, msg_id=msg_id, timestamp=created,
+                           signing_key=key, secrets=[generate_secret()])  # fmt: skip
+    assert headers["Signature-Input"] == f"sig1={fast[1]}"
+
+
+@pytest.mark.parametrize("msg_id", [" padded", "tab\there"])
+def test_values_the_template_does_not_cover_are_left_to_the_library(msg_id: str) -> None:
+    key = _KEYS[ED25519]
+    request = package_request(url=URL, body=BODY, msg_id=msg_id)
+    assert _fast_prepare(request, key, 1700000000) is None
+    headers = sign_package(url=URL, body=BODY, msg_id=msg_id, timestamp=1700000000,
+                           signing_key=key, secrets=[generate_secret()])  # fmt: skip
+    base = signature_base(request, signing_key=key, created=1700000000)
+    assert headers["Signature-Input"] == "sig1=" + base.rsplit('"@signature-params": ', 1)[1]
+    public = key.private_key.public_key()
+    assert isinstance(public, ed25519.Ed25519PublicKey)
+    public.verify(_signature_bytes(headers), base.encode())
+
+
+@pytest.mark.parametrize("msg_id", ["line\nbreak", "caf\u00e9"])
+def test_values_no_signature_base_can_hold_are_refused(msg_id: str) -> None:
+    with pytest.raises(HTTPMessageSignaturesException):
+        sign_package(url=URL, body=BODY, msg_id=msg_id, timestamp=1700000000,
+                     signing_key=_KEYS[ED25519], secrets=[generate_secret()])  # fmt: skip
+
+
+_KEYS = {alg: generate_signing_key(alg) for alg in ALGS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, Executable, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -46,6 +48,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(conn: Any) -> None:
     mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
     conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+PING_AFTER_IDLE = 2.0  # seconds a pooled PostgreSQL connection may rest before it is pinged
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Like ``pool_pre_ping``, but only for connections that rested in the pool a while.
+
+    The stock pre-ping costs three round trips (BEGIN, a query, ROLLBACK) at every checkout,
+    which on the worker's hot path is as much as the transaction it guards. A connection
+    handed back moments ago is as alive as a ping would prove; one that rested may have been
+    cut by a server restart or a proxy, so it is pinged, and replaced if the ping fails."""
+
+    def checkin(_dbapi: Any, record: Any) -> None:
+        record.info["rested_since"] = time.monotonic()
+
+    def checkout(dbapi: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop("rested_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi)
+        except Exception as error:  # the pool discards this connection and takes another
+            raise DisconnectionError(f"pooled connection failed its ping: {error}") from error
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
 
 
 class _InlineConnection(AsyncConnection):
@@ -91,11 +120,13 @@ class Database:
                 event.listen(self._inline, "connect", _sqlite_pragmas)
                 event.listen(self._inline, "begin", _sqlite_begin)
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            options.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(async_url(url), **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            _ping_idle_connections(self.engine.sync_engine)
         # SQLite has one writer at a time; queueing writers here beats spinning on SQLITE_BUSY.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
 
 from hookline.config import Settings
-from hookline.store.tables import attempts, packages
+from hookline.store.tables import attempts, packages, webhook_state
 from tests.support.hookline import Hookline, Tenant, eventually, running
 from tests.support.receiver import Answer, Receiver
 
@@ -85,6 +85,48 @@ async def test_a_webhook_failing_longer_than_disable_after_is_disabled(
     assert event["object"]["webhook_id"] == webhook["id"]
     assert len(receiver.at("/hook")) >= 2
     assert all(r.answered == 500 for r in receiver.at("/hook"))
+
+
+async def test_failing_since_survives_giving_up_a_package_and_opening_the_next(
+    settings_for: SettingsFor, receiver: Receiver
+) -> None:
+    """Each package fails once and is given up while the next waits, so the statement that
+    closes it also opens the next: that must keep failing_since (when failing began, which
+    DISABLE_AFTER counts from), and a success must clear it."""
+    async with running(settings_for(retry_max_attempts=1)) as hookline:
+        acme = await hookline.tenant("acme")
+        webhook = await acme.create_webhook(receiver.url(), config={"max_package_size": 100})
+        receiver.default("/hook", Answer(500))
+        await acme.publish(*(order_event(n) for n in range(4)))  # four one-event packages
+        tries = await eventually(
+            lambda: _at_least(attempt_rows(hookline, webhook["id"]), 4), what="4 attempts"
+        )
+        state = await eventually(
+            lambda: _settled_state(hookline, webhook["id"]), what="the last package closed"
+        )
+        assert state.failing_since is not None
+        assert state.failing_since < tries[-1].started_at  # from the first failure, not the last
+        receiver.default("/hook", Answer(200))
+        await acme.publish(order_event(9))
+        await receiver.wait_for(lambda: len(receiver.delivered("/hook")) == 1, what="delivery")
+        cleared = await eventually(
+            lambda: _settled_state(hookline, webhook["id"], failing=False), what="cleared"
+        )
+        assert cleared.failing_since is None
+
+
+async def _at_least(rows: Awaitable[list[Any]], count: int) -> list[Any]:
+    found = await rows
+    return found if len(found) >= count else []
+
+
+async def _settled_state(hookline: Hookline, webhook_id: str, failing: bool = True) -> Any:
+    assert hookline.services is not None
+    async with hookline.services.db.read() as conn:
+        query = select(webhook_state).where(webhook_state.c.webhook_id == webhook_id)
+        row = (await conn.execute(query)).one()
+    done = row.open_package_id is None and (row.failing_since is not None) == failing
+    return row if done else None
 
 
 async def test_events_published_while_disabled_are_not_delivered_after_re_enabling(

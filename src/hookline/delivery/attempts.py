@@ -19,7 +19,13 @@ from hookline.domain.events import NewEvent, Published, format_ts, summarize
 from hookline.domain.retry import Decision, Outcome, RetryPolicy, Verdict, decide
 from hookline.ids import utcnow
 from hookline.store.db import Later
-from hookline.store.deliveries import AttemptRecord, Package, record_attempt, settle_state
+from hookline.store.deliveries import (
+    AttemptRecord,
+    Closing,
+    Package,
+    record_attempt,
+    settle_state,
+)
 from hookline.store.events import append_events
 from hookline.store.webhooks import disable_webhook
 
@@ -73,6 +79,12 @@ class Judgement:
     def queue_moves_on(self) -> bool:
         return self.decision.verdict in (Verdict.DELIVERED, Verdict.GIVE_UP)
 
+    def closing(self) -> Closing:
+        """How the finished package is closed when the queue moves on (see ``store``)."""
+        assert self.queue_moves_on
+        failing = self.decision.verdict is not Verdict.DELIVERED
+        return Closing(self.attempt.package_id, failing=failing, now=self.now)
+
 
 class AttemptRecorder:
     """Turns a SendResult into the next state of a webhook's queue, durably.
@@ -110,18 +122,24 @@ class AttemptRecorder:
         judged: Judgement,
         *,
         later: Later | None = None,
+        leave_closing: bool = False,
     ) -> Published | None:
-        """Record the attempt and its verdict; returns the notice of a WEBHOOK.DISABLED event."""
+        """Record the attempt and its verdict; returns the notice of a WEBHOOK.DISABLED event.
+
+        With ``leave_closing`` (only when the queue moves on), the webhook's state is left for
+        the caller to settle with ``judged.closing()``, usually while opening the next package.
+        """
         attempt, decision, now = judged.attempt, judged.decision, judged.now
         disabling = decision.verdict is Verdict.DISABLE
         # Rows in the lock order of store/webhooks.py: webhooks, webhook_state, packages.
         if disabling:
             await disable_webhook(conn, runtime.webhook_id, reason=decision.reason, now=now)
-        await settle_state(
-            conn, runtime.webhook_id, attempt.package_id,
-            closed=decision.verdict is not Verdict.RETRY,
-            failing=decision.verdict is not Verdict.DELIVERED, now=now,
-        )  # fmt: skip
+        if not (leave_closing and judged.queue_moves_on):
+            await settle_state(
+                conn, runtime.webhook_id, attempt.package_id,
+                closed=decision.verdict is not Verdict.RETRY,
+                failing=decision.verdict is not Verdict.DELIVERED, now=now,
+            )  # fmt: skip
         await record_attempt(
             conn, attempt, status=_STATUS[decision.verdict], next_attempt_at=decision.retry_at,
             now=now, later=later,

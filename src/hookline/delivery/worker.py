@@ -36,7 +36,9 @@ from hookline.domain.packing import Waiting, plan_package, planning_window
 from hookline.ids import utcnow
 from hookline.store.db import Database, Tx
 from hookline.store.deliveries import (
+    Closing,
     claim_webhooks,
+    close_package,
     load_states,
     open_package,
     release_leases,
@@ -212,9 +214,20 @@ class Worker:
         opening = await self._batcher.run(lambda tx: self._plan_and_open(tx, runtime))
         return self._take(runtime, opening)
 
-    async def _plan_and_open(self, tx: Tx, runtime: Runtime) -> Opening:
+    async def _plan_and_open(
+        self, tx: Tx, runtime: Runtime, closing: Closing | None = None
+    ) -> Opening:
         """Plan the webhook's next package and, if it is due, record it (moving the cursor)
-        in the caller's write transaction. Touches no runtime state: see ``_take``."""
+        in the caller's write transaction, closing ``closing`` (the package just finished) on
+        the way. Touches no runtime state: see ``_take``."""
+        opening = await self._plan_and_open_after(tx, runtime, closing)
+        if closing is not None and opening.package is None and not opening.stale:
+            await close_package(tx.conn, runtime.webhook_id, closing)  # nothing opened with it
+        return opening
+
+    async def _plan_and_open_after(
+        self, tx: Tx, runtime: Runtime, closing: Closing | None
+    ) -> Opening:
         now = utcnow()
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
@@ -235,7 +248,7 @@ class Worker:
         package = await open_package(
             tx.conn, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
             expected_cursor=runtime.cursor, settings_at=runtime.settings_at, events=events,
-            size=len(body), now=now, later=tx.later,
+            size=len(body), now=now, later=tx.later, closing=closing,
         )  # fmt: skip
         if package is None:
             return Opening(stale=True)
@@ -301,11 +314,16 @@ class Worker:
         judged = self.recorder.judge(runtime, package, result, started=started)
 
         async def settle(tx: Tx) -> tuple[Published | None, Opening | None]:
-            notice = await self.recorder.store(tx.conn, runtime, judged, later=tx.later)
-            # The next package is opened in the same transaction: one commit per package, and
-            # the batcher shares that commit between the webhooks finishing at the same time.
-            opening = await self._plan_and_open(tx, runtime) if judged.queue_moves_on else None
-            return notice, opening
+            moves_on = judged.queue_moves_on
+            notice = await self.recorder.store(
+                tx.conn, runtime, judged, later=tx.later, leave_closing=moves_on
+            )
+            # The next package is opened in the same transaction (and the same statement that
+            # closes this one): one commit per package, and the batcher shares that commit
+            # between the webhooks finishing at the same time.
+            if not moves_on:
+                return notice, None
+            return notice, await self._plan_and_open(tx, runtime, judged.closing())
 
         notice, opening = await self._batcher.run(settle)
         next_due = self.recorder.settled(runtime, package, result, judged, notice)

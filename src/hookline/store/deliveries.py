@@ -79,6 +79,38 @@ _MOVE_CURSOR_UNLEASED = (
     .values(cursor_seq=bindparam("v_cursor"), open_package_id=bindparam("v_package"))
 )
 _MOVE_CURSOR = _MOVE_CURSOR_UNLEASED.where(webhook_state.c.lease_owner == bindparam("b_owner"))
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The package an attempt just finished, to close in the statement that opens the next
+    one (one statement instead of two on the hot path): ``failing`` if it was given up."""
+
+    package_id: str
+    failing: bool
+    now: datetime
+
+
+@functools.cache
+def _move_cursor_closing(*, failing: bool) -> Update:
+    """``_MOVE_CURSOR``, for a webhook whose open package is the ``Closing`` one: also
+    closes it and sets ``failing_since`` as ``settle_state`` would."""
+    return (
+        update(webhook_state)
+        .where(
+            webhook_state.c.webhook_id == bindparam("b_webhook"),
+            webhook_state.c.cursor_seq == bindparam("b_cursor"),
+            webhook_state.c.open_package_id == bindparam("b_closing"),
+            webhook_state.c.lease_owner == bindparam("b_owner"),
+            _SETTINGS_UNCHANGED,
+        )
+        .values(
+            cursor_seq=bindparam("v_cursor"), open_package_id=bindparam("v_package"),
+            failing_since=_failing_since(failing),
+        )
+    )  # fmt: skip
+
+
 _FINISH_ATTEMPT = (
     update(packages)
     .where(packages.c.id == bindparam("b_package"), packages.c.status == "pending")
@@ -175,25 +207,34 @@ async def open_package(
     size: int,
     now: datetime,
     later: Later | None = None,
+    closing: Closing | None = None,
 ) -> Package | None:
-    """Record the next package of a webhook and move its cursor past it, atomically.
+    """Record the next package of a webhook and move its cursor past it, atomically; with
+    ``closing`` (only for a leased webhook), close that finished package in the same step.
 
     Returns None when the state moved underneath (lease lost; webhook changed, disabled,
     re-enabled or deleted since ``settings_at``): the caller then reloads instead of sending.
+    ``closing`` is then still closed, as by ``settle_state``.
     """
     package = Package(
         id=new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="queue", status="pending",
         event_seqs=[e.seq for e in events], event_ids=[e.id for e in events], size=size,
         created_at=now, next_attempt_at=now,
     )  # fmt: skip
-    moved = await conn.execute(
-        _MOVE_CURSOR if owner is not None else _MOVE_CURSOR_UNLEASED,
-        {
-            "b_webhook": webhook_id, "b_cursor": expected_cursor, "b_owner": owner,
-            "b_config": settings_at, "v_cursor": events[-1].seq, "v_package": package.id,
-        },
-    )  # fmt: skip
+    params = {
+        "b_webhook": webhook_id, "b_cursor": expected_cursor, "b_owner": owner,
+        "b_config": settings_at, "v_cursor": events[-1].seq, "v_package": package.id,
+    }  # fmt: skip
+    if closing is None:
+        statement = _MOVE_CURSOR if owner is not None else _MOVE_CURSOR_UNLEASED
+    else:
+        assert owner is not None, "closing is for the worker's leased webhooks"
+        statement = _move_cursor_closing(failing=closing.failing)
+        params |= {"b_closing": closing.package_id, "v_now": closing.now}
+    moved = await conn.execute(statement, params)
     if moved.rowcount != 1:
+        if closing is not None:
+            await close_package(conn, webhook_id, closing)
         return None
     await write(conn, later, _INSERT_PACKAGE, _package_values(package))
     return package
@@ -294,15 +335,23 @@ async def settle_state(
     )
 
 
+async def close_package(conn: AsyncConnection, webhook_id: str, closing: Closing) -> None:
+    """``settle_state`` for a finished package whose next one was not opened with it."""
+    await settle_state(
+        conn, webhook_id, closing.package_id, closed=True, failing=closing.failing,
+        now=closing.now,
+    )  # fmt: skip
+
+
+def _failing_since(failing: bool) -> Any:
+    if failing:
+        return func.coalesce(webhook_state.c.failing_since, bindparam("v_now", type_=UTCDateTime))
+    return None
+
+
 @functools.cache
 def _settle_statement(*, closed: bool, failing: bool) -> Update:
-    values: dict[str, Any] = {
-        "failing_since": (
-            func.coalesce(webhook_state.c.failing_since, bindparam("v_now", type_=UTCDateTime))
-            if failing
-            else None
-        )
-    }
+    values: dict[str, Any] = {"failing_since": _failing_since(failing)}
     if closed:
         values["open_package_id"] = None
     return (

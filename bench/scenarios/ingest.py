@@ -43,20 +43,24 @@ def _rows(tenant_id: str, total: int) -> list[tuple[Any, ...]]:
 COLUMNS = ("tenant_id", "seq", "id", "type", "category", "created_at", "object", "size")
 
 
-async def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
-    import aiosqlite
+def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
+    """sqlite3, the driver Hookline writes with (store/db.py), with Hookline's pragmas."""
+    import sqlite3
 
     sql = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     rows = [(*r[:5], r[5].replace(tzinfo=None).isoformat(" "), *r[6:]) for r in rows]
-    async with aiosqlite.connect(path, isolation_level=None) as conn:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
         for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
-            await conn.execute(f"PRAGMA {pragma}")
+            conn.execute(f"PRAGMA {pragma}")
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH):
-            await conn.execute("BEGIN IMMEDIATE")
-            await conn.executemany(sql, rows[start : start + BATCH])
-            await conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(sql, rows[start : start + BATCH])
+            conn.execute("COMMIT")
         return time.perf_counter() - started
+    finally:
+        conn.close()
 
 
 async def _raw_postgres(url: str, rows: list[tuple[Any, ...]], copy: bool) -> float:
@@ -94,7 +98,7 @@ def _one_run(kind: str, total: int) -> dict[str, float]:
         tenant_id = _tenant_id(db.url, "raw")
         rows = _rows(tenant_id, total)
         if kind == "sqlite":
-            out["raw"] = total / asyncio.run(_raw_sqlite(db.url.removeprefix("sqlite:///"), rows))
+            out["raw"] = total / _raw_sqlite(db.url.removeprefix("sqlite:///"), rows)
         else:
             out["raw"] = total / asyncio.run(_raw_postgres(db.url, rows, copy=False))
             rows = _rows(_tenant_id(db.url, "raw2", create=True), total)
@@ -134,7 +138,7 @@ def run(ctx: Context) -> None:
         ctx.table.add("ingest", f"{kind}: POST /events (batch {BATCH})", med["api"], "events/s")
         ctx.table.add("ingest", f"{kind}: Python append_events (batch {BATCH})", med["python"],
                       "events/s")  # fmt: skip
-        label = "aiosqlite executemany" if kind == "sqlite" else "asyncpg executemany"
+        label = "sqlite3 executemany" if kind == "sqlite" else "asyncpg executemany"
         ctx.table.add("ingest", f"{kind}: raw insert, {label}", med["raw"], "events/s")
         if "raw_copy" in med:
             ctx.table.add("ingest", f"{kind}: raw insert, asyncpg COPY", med["raw_copy"],

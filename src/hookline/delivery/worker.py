@@ -272,9 +272,11 @@ class Worker:
         if len(ahead) >= size:
             runtime.lookahead = ahead
             return ahead[:size]
-        read = await waiting_events(
-            conn, runtime.tenant_id, after=runtime.after, category_filter=runtime.filter,
-            limit=size * LOOKAHEAD_PACKAGES,
+        # What is left ahead is the start of what waits: read only what follows it.
+        after = ahead[-1][0].seq if ahead else runtime.after
+        read = ahead + await waiting_events(
+            conn, runtime.tenant_id, after=after, category_filter=runtime.filter,
+            limit=size * LOOKAHEAD_PACKAGES - len(ahead),
         )  # fmt: skip
         runtime.lookahead = read if len(read) > size else []
         return read[:size]

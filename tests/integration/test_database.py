@@ -5,17 +5,25 @@ PostgreSQL connections cut while resting in the pool."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 
+from hookline.domain.events import NewEvent
+from hookline.domain.webhooks import WebhookSpec
+from hookline.ids import utcnow
 from hookline.store import db as db_module
-from hookline.store.db import Database
+from hookline.store.db import Database, Tx
+from hookline.store.deliveries import AttemptRecord, Closing, open_package, record_attempt
+from hookline.store.events import append_events
 from hookline.store.migrate import migrate
-from hookline.store.tables import tenants
+from hookline.store.tables import attempts, packages, tenants, webhook_state
 from hookline.store.tenants import create_tenant
+from hookline.store.webhooks import create_webhook
 
 
 @pytest.fixture
@@ -108,3 +116,85 @@ async def test_a_pooled_connection_cut_while_resting_is_replaced(
         assert again != pid
     finally:
         await db.close()
+
+
+# --- the package statements (PostgreSQL runs them as one data-modifying CTE each) ----------
+
+
+async def _webhook(db: Database) -> tuple[str, str, Any]:
+    now = utcnow()
+    async with db.write() as conn:
+        tenant_id = await create_tenant(conn, "acme")
+        spec = WebhookSpec(title="t", url="https://example.com/hook")
+        record = await create_webhook(conn, tenant_id, spec, now=now)
+        await conn.execute(
+            update(webhook_state)
+            .where(webhook_state.c.webhook_id == record.id)
+            .values(lease_owner="me", lease_until=now + timedelta(minutes=1))
+        )
+        appended = await append_events(
+            conn, tenant_id, [NewEvent("ORDER.FILLED", '{"n":1}')] * 3, now=now
+        )
+    return tenant_id, record.id, (record.updated_at, appended.appended)
+
+
+async def _open(db: Database, tenant_id: str, webhook_id: str, state: Any, **kw: Any) -> Any:
+    settings_at, _events = state
+    async with db.write() as conn:
+        return await open_package(
+            conn, tenant_id=tenant_id, webhook_id=webhook_id, owner=kw.pop("owner", "me"),
+            settings_at=settings_at, size=100, now=utcnow(), **kw,
+        )  # fmt: skip
+
+
+async def _rows(db: Database, table: Any) -> list[Any]:
+    async with db.read() as conn:
+        return list((await conn.execute(select(table))).all())
+
+
+async def test_a_package_is_stored_only_if_the_cursor_moved(database: Database) -> None:
+    tenant_id, webhook_id, state = await _webhook(database)
+    events = state[1]
+    for wrong in ({"expected_cursor": 99}, {"expected_cursor": 0, "owner": "someone else"}):
+        opened = await _open(database, tenant_id, webhook_id, state, events=events[:1], **wrong)
+        assert opened is None
+    assert await _rows(database, packages) == []
+    first = await _open(database, tenant_id, webhook_id, state, events=events[:2],
+                        expected_cursor=0)  # fmt: skip
+    assert first is not None
+    [row] = await _rows(database, packages)
+    assert (row.id, row.event_seqs, row.status) == (first.id, [1, 2], "pending")
+    [st] = [r for r in await _rows(database, webhook_state) if r.webhook_id == webhook_id]
+    assert (st.cursor_seq, st.open_package_id) == (2, first.id)
+
+    # the next one may open only in the same step that closes the first
+    failed = Closing(first.id, failing=True, now=utcnow())
+    second = await _open(database, tenant_id, webhook_id, state, events=events[2:],
+                         expected_cursor=2, closing=failed)  # fmt: skip
+    assert second is not None
+    [st] = [r for r in await _rows(database, webhook_state) if r.webhook_id == webhook_id]
+    assert (st.cursor_seq, st.open_package_id) == (3, second.id)
+    assert st.failing_since is not None
+
+
+async def test_an_attempt_is_recorded_with_its_packages_new_status(database: Database) -> None:
+    tenant_id, webhook_id, state = await _webhook(database)
+    package = await _open(database, tenant_id, webhook_id, state, events=state[1],
+                          expected_cursor=0)  # fmt: skip
+    started = utcnow()
+    attempt = AttemptRecord(
+        package.id, tenant_id, webhook_id, 1, "scheduled", "https://example.com/hook", started,
+        12.5, 200, None, {"x-seen": "1"}, "ok",
+    )  # fmt: skip
+    async with database.write() as conn:
+        tx = Tx(conn)
+        await record_attempt(conn, attempt, status="delivered", next_attempt_at=None,
+                             now=started, later=tx.later)  # fmt: skip
+        await tx.flush()
+    [row] = await _rows(database, attempts)
+    assert (row.package_id, row.status_code, row.response_headers) == (
+        package.id, 200, {"x-seen": "1"},
+    )  # fmt: skip
+    [stored] = await _rows(database, packages)
+    assert (stored.status, stored.attempts, stored.last_status) == ("delivered", 1, 200)
+    assert stored.finished_at is not None

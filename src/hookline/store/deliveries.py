@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, exists, func, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import StoredEvent
@@ -58,6 +58,10 @@ class StateRow:
 # The hot path's statements are built once: building one per call costs three times as much as
 # running it (SQLAlchemy generates its cache key on every new construct).
 _INSERT_PACKAGE = insert(packages)
+_PACKAGE_KEYS = (
+    "id", "tenant_id", "webhook_id", "kind", "status", "first_seq", "last_seq", "event_seqs",
+    "event_ids", "size", "created_at", "attempts", "next_attempt_at",
+)  # fmt: skip
 _INSERT_ATTEMPT = insert(attempts)
 # The cursor moves only if nothing changed since the package was planned: same cursor, no
 # open package, and the webhook's settings as loaded (any PATCH or DELETE moves updated_at),
@@ -121,6 +125,25 @@ _FINISH_ATTEMPT = (
         last_error=bindparam("v_error"),
     )
 )  # fmt: skip
+
+# On PostgreSQL, statements that always go together share a round trip through a
+# data-modifying CTE (SQLite has no such CTEs, and there a statement is a local call anyway):
+# an attempt's row and its package's new status; a package's row and the cursor move it
+# depends on (the INSERT takes its one row from the UPDATE's RETURNING, so it inserts nothing
+# when the guarded UPDATE matched nothing).
+_RECORD_ATTEMPT_PG = (
+    insert(attempts)
+    .values({c.name: bindparam(f"a_{c.name}", type_=c.type) for c in attempts.c})
+    .add_cte(_FINISH_ATTEMPT.cte("finish"))
+)
+_PACKAGE_COLUMNS = [c for c in packages.c if c.name in _PACKAGE_KEYS]
+
+
+@functools.cache
+def _open_package_pg(statement: Update) -> Insert:
+    moved = statement.returning(webhook_state.c.webhook_id).cte("moved")
+    row = select(*(bindparam(f"p_{c.name}", type_=c.type) for c in _PACKAGE_COLUMNS))
+    return insert(packages).from_select(_PACKAGE_COLUMNS, row.select_from(moved))
 
 
 # --- leases --------------------------------------------------------------------------------
@@ -231,31 +254,29 @@ async def open_package(
         assert owner is not None, "closing is for the worker's leased webhooks"
         statement = _move_cursor_closing(failing=closing.failing)
         params |= {"b_closing": closing.package_id, "v_now": closing.now}
-    moved = await conn.execute(statement, params)
+    values = _package_values(package)
+    if conn.dialect.name == "postgresql":
+        params |= {f"p_{key}": value for key, value in values.items()}
+        moved = await conn.execute(_open_package_pg(statement), params)
+    else:
+        moved = await conn.execute(statement, params)
     if moved.rowcount != 1:
         if closing is not None:
             await close_package(conn, webhook_id, closing)
         return None
-    await write(conn, later, _INSERT_PACKAGE, _package_values(package))
+    if conn.dialect.name != "postgresql":
+        await write(conn, later, _INSERT_PACKAGE, values)
     return package
 
 
 def _package_values(package: Package) -> dict[str, Any]:
-    return {
-        "id": package.id,
-        "tenant_id": package.tenant_id,
-        "webhook_id": package.webhook_id,
-        "kind": package.kind,
-        "status": package.status,
-        "first_seq": package.event_seqs[0] if package.event_seqs else None,
-        "last_seq": package.event_seqs[-1] if package.event_seqs else None,
-        "event_seqs": package.event_seqs,
-        "event_ids": package.event_ids,
-        "size": package.size,
-        "created_at": package.created_at,
-        "attempts": package.attempts,
-        "next_attempt_at": package.next_attempt_at,
-    }
+    seqs = package.event_seqs
+    values = (
+        package.id, package.tenant_id, package.webhook_id, package.kind, package.status,
+        seqs[0] if seqs else None, seqs[-1] if seqs else None, seqs, package.event_ids,
+        package.size, package.created_at, package.attempts, package.next_attempt_at,
+    )  # fmt: skip
+    return dict(zip(_PACKAGE_KEYS, values, strict=True))
 
 
 async def insert_package(conn: AsyncConnection, package: Package) -> None:
@@ -293,18 +314,19 @@ async def record_attempt(
     A package dropped while the try was in flight (webhook deleted or re-enabled) stays
     dropped: the try is kept in the history, but it must not revive the package.
     """
-    await write(conn, later, _INSERT_ATTEMPT, {"id": new_id(), **_attempt_values(attempt)})
-    await write(
-        conn,
-        later,
-        _FINISH_ATTEMPT,
-        {
-            "b_package": attempt.package_id, "v_status": status, "v_attempts": attempt.number,
-            "v_next": next_attempt_at, "v_last": attempt.started_at,
-            "v_finished": None if status == "pending" else now,
-            "v_code": attempt.status_code, "v_error": attempt.error,
-        },
-    )  # fmt: skip
+    row = {"id": new_id(), **_attempt_values(attempt)}
+    finish = {
+        "b_package": attempt.package_id, "v_status": status, "v_attempts": attempt.number,
+        "v_next": next_attempt_at, "v_last": attempt.started_at,
+        "v_finished": None if status == "pending" else now,
+        "v_code": attempt.status_code, "v_error": attempt.error,
+    }  # fmt: skip
+    if conn.dialect.name == "postgresql":
+        both = finish | {f"a_{key}": value for key, value in row.items()}
+        await write(conn, later, _RECORD_ATTEMPT_PG, both)
+        return
+    await write(conn, later, _INSERT_ATTEMPT, row)
+    await write(conn, later, _FINISH_ATTEMPT, finish)
 
 
 def _attempt_values(attempt: AttemptRecord) -> dict[str, Any]:

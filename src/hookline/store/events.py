@@ -158,7 +158,11 @@ async def waiting_events(
         _waiting_statement(category_filter),
         {"b_tenant": tenant_id, "b_after": after, "b_limit": limit},
     )
-    return [(Waiting(row.seq, row.size, row.created_at), _stored(row)) for row in rows]
+    # Unpacked by position: the worker reads a window for every few packages it sends.
+    return [
+        (Waiting(seq, size, created_at), StoredEvent(seq, event_id, event_type, created_at, body))
+        for seq, event_id, event_type, created_at, body, size in rows
+    ]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -36,7 +36,12 @@ metadata = MetaData(
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on both backends (SQLite keeps naive UTC text underneath)."""
+    """Aware UTC datetimes on both backends (SQLite keeps naive UTC text underneath).
+
+    On SQLite the text is written and read with ``isoformat``/``fromisoformat`` (C) instead of
+    SQLAlchemy's DATETIME processors (a format string one way, a regular expression the other),
+    in the very format those use, ``YYYY-MM-DD HH:MM:SS.ffffff``, so stored values compare and
+    sort as before. The worker reads a timestamp with every event it sends."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -51,6 +56,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+        return _sqlite_datetime
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    naive = value.astimezone(UTC).replace(tzinfo=None)
+    return naive.isoformat(" ", timespec="microseconds")
+
+
+def _sqlite_datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 ID = String(36)

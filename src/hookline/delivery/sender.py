@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from hookline.config import Settings
 from hookline.delivery.guard import (
     BlockedAddress,
     GuardedResolver,
+    IPAddress,
     Network,
     is_forbidden,
     parse_ip,
@@ -45,6 +47,13 @@ def _describe(exc: aiohttp.ClientError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _literal_address(url: str) -> IPAddress | None:
+    """The IP address a URL names as its host, if it is one (cached: it is checked before every
+    request, and splitting the URL and parsing the address cost as much as signing it)."""
+    return parse_ip(urlsplit(url).hostname or "")
+
+
 class Sender:
     """Sends packages over one connection pool; create in a running loop, ``close`` at the end."""
 
@@ -73,8 +82,10 @@ class Sender:
         )
 
     def _refuse_literal(self, url: str) -> str | None:
-        address = parse_ip(urlsplit(url).hostname or "")
-        if self._guarded and address is not None and is_forbidden(address, self._allowed):
+        if not self._guarded:
+            return None
+        address = _literal_address(url)
+        if address is not None and is_forbidden(address, self._allowed):
             return f"refused: {address} is not a public address"
         return None
 

@@ -5,6 +5,7 @@ PostgreSQL connections cut while resting in the pool."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from hookline.store.migrate import migrate
 from hookline.store.tables import attempts, packages, tenants, webhook_state
 from hookline.store.tenants import create_tenant
 from hookline.store.webhooks import create_webhook
+from tests.support import postgres
 
 
 @pytest.fixture
@@ -91,15 +93,20 @@ async def test_sqlite_writers_take_turns_without_interleaving(tmp_path: object) 
         await db.close()
 
 
+@pytest.fixture
+def postgres_only_url(postgres_url: str, postgres_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database, for tests that have no SQLite counterpart."""
+    name = postgres.create_database(postgres_url, postgres_template)
+    yield postgres.with_database(postgres_url, name)
+    postgres.drop_database(postgres_url, name)
+
+
 @pytest.mark.postgres
 async def test_a_pooled_connection_cut_while_resting_is_replaced(
-    postgres_url: str, database_url: str, monkeypatch: pytest.MonkeyPatch
+    postgres_url: str, postgres_only_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)
-    migrate(database_url)
-    db = Database(database_url, pool_size=1)
+    db = Database(postgres_only_url, pool_size=1)
     try:
         async with db.read() as conn:
             pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()

@@ -16,9 +16,10 @@ def new_id() -> str:
 
     The 48-bit millisecond timestamp is followed by a 12-bit counter (RFC 9562 section 6.2,
     method 1), seeded at random below 2048 each new millisecond and counting up within it, then
-    62 random bits. Ids from one process are strictly increasing, and their timestamps stay
-    within a millisecond of the clock: only after 4096 ids in one millisecond, or if the clock
-    steps back, does the timestamp run ahead, by as little as keeps the order. (The ``uuid6``
+    62 random bits. Ids from one process (made on its event loop's thread) are strictly
+    increasing, and their timestamps stay within a millisecond of the clock: only when the
+    counter runs out (after 2049 to 4096 ids in one millisecond), or if the clock steps back,
+    does the timestamp run ahead, by as little as keeps the order. (The ``uuid6``
     package we used before added a millisecond per id instead, so under load its timestamps
     ran seconds into the future, and retention, which reads them, drifted with them.)
     """

@@ -503,3 +503,9 @@ def test_values_no_signature_base_can_hold_are_refused(msg_id: str) -> None:
 
 
 _KEYS = {alg: generate_signing_key(alg) for alg in ALGS}
+
+
+@pytest.mark.parametrize("url", ["https://example.com/{id}", "https://example.com/%zz"])
+def test_urls_an_http_client_would_re_escape_are_not_signed_from_the_template(url: str) -> None:
+    request = package_request(url=url, body=BODY, msg_id="msg_1")
+    assert _fast_prepare(request, _KEYS[ED25519], 1700000000) is None

@@ -42,3 +42,8 @@ def test_null_stays_null() -> None:
 def test_text_written_without_microseconds_still_reads() -> None:
     assert _OURS_OUT is not None
     assert _OURS_OUT("2026-11-23 21:43:24") == datetime(2026, 11, 23, 21, 43, 24, tzinfo=UTC)
+
+
+def test_text_with_an_offset_is_converted_not_relabelled() -> None:
+    assert _OURS_OUT is not None
+    assert _OURS_OUT("2026-11-23 21:43:24+02:00") == datetime(2026, 11, 23, 19, 43, 24, tzinfo=UTC)

@@ -39,6 +39,8 @@ def rejected(exc: pytest.ExceptionInfo[ValidationFailed], field: str) -> None:
         "https://my-app.example.com./trailing-dot",
         "https://xn--bcher-kva.example/path",
         "https://example.com/" + "a" * (1000 - len("https://example.com/")),  # exactly 1000
+        "https://example.com/caf%C3%A9/%7Bid%7D?q=a%20b&x=[1]",  # escapes, brackets
+        "https://example.com/a;b=c/~user/!$&'()*+,@:",
     ],
 )
 def test_good_urls(url: str) -> None:
@@ -76,6 +78,14 @@ def test_good_urls(url: str) -> None:
         pytest.param(
             "https://example.com/" + "a" * (1001 - len("https://example.com/")), id="1001-chars"
         ),
+        pytest.param('https://example.com/"quoted"', id="unencoded-quote"),
+        pytest.param("https://example.com/{id}", id="unencoded-braces"),
+        pytest.param("https://example.com/a|b^c", id="unencoded-pipe-caret"),
+        pytest.param("https://example.com/a\\b", id="unencoded-backslash"),
+        pytest.param("https://example.com/<x>", id="unencoded-angle"),
+        pytest.param("https://example.com/caf\u00e9", id="non-ascii-path"),
+        pytest.param("https://example.com/%zz", id="bad-escape"),
+        pytest.param("https://example.com/100%", id="bare-percent"),
         pytest.param("", id="empty"),
         pytest.param(None, id="none"),
         pytest.param(42, id="int"),

@@ -22,6 +22,7 @@ class Opening:
     floor: int | None = None  # nothing matching waits up to here
     pending_bytes: int = 0
     stale: bool = False
+    lookahead: list[tuple[Waiting, StoredEvent]] = field(default_factory=list)  # see _take
 
 
 @dataclass(slots=True)

@@ -51,6 +51,7 @@ from hookline.store.workers import deliverable_webhooks, forget, heartbeat, live
 
 log = structlog.get_logger("hookline.worker")
 
+Window = tuple[Waiting, StoredEvent]
 BURST = 16  # packages one webhook may send back to back before others get a turn
 LOOKAHEAD_PACKAGES = 2  # while draining, one read of the log serves up to this many packages
 POLL_SECONDS = 1.0  # safety net for publishes whose wake-up this process did not see
@@ -232,7 +233,7 @@ class Worker:
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
         head = self._heads.get(runtime.tenant_id, 0)
-        window = await self._window(tx.conn, runtime)
+        window, ahead = await self._window(tx.conn, runtime)
         plan = plan_package(
             [waiting for waiting, _ in window], max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events, delay=runtime.spec.delay_timedelta,
@@ -242,7 +243,7 @@ class Worker:
             return Opening(floor=head)
         pending = sum(waiting.size for waiting, _ in window)
         if plan.due_at > now:
-            return Opening(due=plan.due_at.timestamp(), pending_bytes=pending)
+            return Opening(due=plan.due_at.timestamp(), pending_bytes=pending, lookahead=ahead)
         events = [event for _, event in window[: plan.take]]
         body = package_body(events, runtime.webhook_id)
         package = await open_package(
@@ -252,17 +253,22 @@ class Worker:
         )  # fmt: skip
         if package is None:
             return Opening(stale=True)
-        return Opening(package=package, body=body, pending_bytes=pending - plan.size)
+        return Opening(
+            package=package, body=body, pending_bytes=pending - plan.size, lookahead=ahead
+        )
 
     async def _window(
         self, conn: AsyncConnection, runtime: Runtime
-    ) -> list[tuple[Waiting, StoredEvent]]:
-        """The events to plan the next package from: one more than a package can hold.
+    ) -> tuple[list[Window], list[Window]]:
+        """The events to plan the next package from (one more than a package can hold), and
+        the lookahead to keep once the transaction has committed (see ``_take``).
 
         While a webhook drains a backlog, one read serves several packages: the events are
         immutable and the read is contiguous for the webhook's filter, so what is left of it
         after the cursor is still exactly what waits there. The surplus is kept only for the
-        current burst (see ``_drive``), so memory follows concurrency, not webhooks."""
+        current burst (see ``_drive``), so memory follows concurrency, not webhooks. It is
+        kept only from committed reads: a shared transaction that rolls back may have let this
+        read see another unit's event (a ``WEBHOOK.DISABLED``) that then never existed."""
         size = planning_window(
             max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events,
@@ -270,21 +276,20 @@ class Worker:
         )
         ahead = [item for item in runtime.lookahead if item[0].seq > runtime.after]
         if len(ahead) >= size:
-            runtime.lookahead = ahead
-            return ahead[:size]
+            return ahead[:size], ahead
         # What is left ahead is the start of what waits: read only what follows it.
         after = ahead[-1][0].seq if ahead else runtime.after
         read = ahead + await waiting_events(
             conn, runtime.tenant_id, after=after, category_filter=runtime.filter,
             limit=size * LOOKAHEAD_PACKAGES - len(ahead),
         )  # fmt: skip
-        runtime.lookahead = read if len(read) > size else []
-        return read[:size]
+        return read[:size], (read if len(read) > size else [])
 
     @staticmethod
     def _take(runtime: Runtime, opening: Opening) -> float | None:
         """Apply a committed ``Opening`` to the runtime; returns when to look next."""
         runtime.pending_bytes = max(opening.pending_bytes, 0)
+        runtime.lookahead = opening.lookahead
         if opening.floor is not None:
             runtime.floor = max(runtime.floor, opening.floor)
         if opening.stale:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from hookline.catalog import CATEGORIES
 from hookline.errors import ValidationFailed
+from hookline.signatures.rfc9421 import is_encoded_uri
 
 ALL = "ALL"
 DELAY_PATTERN = re.compile(r"^[1-9][0-9]?[sm]$")
@@ -81,6 +82,11 @@ def check_url(url: object, *, allow_insecure: bool, field: str = "url") -> str:
         raise ValidationFailed("host must be a DNS name, not an IP address", field=field)
     if any(ch.isspace() or not ch.isprintable() for ch in url):
         raise ValidationFailed("must not contain white space or control characters", field=field)
+    if not is_encoded_uri(url):
+        raise ValidationFailed(
+            "must be an encoded URL (RFC 3986): percent-encode other characters as %XX",
+            field=field,
+        )
     return url
 
 

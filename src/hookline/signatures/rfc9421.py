@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -92,6 +93,20 @@ def _params_after_created(kid: str, alg: str) -> str:
     return f";keyid={_sf_string(kid)};alg={_sf_string(alg)}"
 
 
+_URI_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
+)
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+@lru_cache(maxsize=4096)
+def is_encoded_uri(url: str) -> bool:
+    """Whether ``url`` holds only RFC 3986 characters, with well-formed %XX escapes: what is
+    signed as ``@target-uri`` must be exactly what goes on the wire, where an HTTP client
+    would otherwise escape it (webhook URLs are checked at registration)."""
+    return _URI_CHARS.issuperset(url) and not _BAD_ESCAPE.search(url)
+
+
 def _plain(value: str) -> bool:
     # What a component line may hold verbatim: visible ASCII and inner spaces (no CR/LF, no
     # leading or trailing whitespace, which the library would trim).
@@ -117,6 +132,8 @@ def _fast_prepare(
     ]
     if request.method != "POST" or not all(v is not None and _plain(v) for v in values):
         return None
+    if not is_encoded_uri(request.url):
+        return None  # the library's checks decide
     params = f"{_INNER_LIST};created={created}" + _params_after_created(
         signing_key.kid, signing_key.alg
     )

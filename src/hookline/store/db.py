@@ -110,13 +110,12 @@ class Database:
         options: dict[str, Any] = {}
         self._inline: Engine | None = None
         if self.is_sqlite:
-            if ":memory:" in url:
+            if ":memory:" in url or not make_url(url).database:
                 options["poolclass"] = NullPool
             else:
-                # Every transaction here ends in COMMIT or ROLLBACK: no reset on return.
-                self._inline = create_engine(
-                    make_url(url).set(drivername="sqlite"), pool_reset_on_return=None
-                )
+                # The pool's reset on return stays: after a failed COMMIT it is what ends the
+                # transaction (and frees SQLite's lock); otherwise it is a no-op rollback.
+                self._inline = create_engine(make_url(url).set(drivername="sqlite"))
                 event.listen(self._inline, "connect", _sqlite_pragmas)
                 event.listen(self._inline, "begin", _sqlite_begin)
         else:

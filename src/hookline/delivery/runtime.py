@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hookline.domain.events import StoredEvent
-from hookline.domain.packing import Waiting
+from hookline.delivery.eventcache import Window
 from hookline.domain.webhooks import CategoryFilter, WebhookSpec, delay_seconds
 from hookline.store.deliveries import Package
 
@@ -22,7 +21,8 @@ class Opening:
     floor: int | None = None  # nothing matching waits up to here
     pending_bytes: int = 0
     stale: bool = False
-    lookahead: list[tuple[Waiting, StoredEvent]] = field(default_factory=list)  # see _take
+    lookahead: list[Window] = field(default_factory=list)  # see _take
+    read: tuple[int, list[Window]] | None = None  # every event after the int, for EventCache
 
 
 @dataclass(slots=True)
@@ -47,7 +47,7 @@ class Runtime:
     poked: bool = False  # new events arrived while busy
     stale: bool = False  # config changed while busy
     body: bytes | None = None  # the open package's bytes, kept only for its first attempt
-    lookahead: list[tuple[Waiting, StoredEvent]] = field(default_factory=list)  # see Worker._window
+    lookahead: list[Window] = field(default_factory=list)  # see Worker._window
 
     def __post_init__(self) -> None:
         self.filter = self.spec.category_filter

@@ -76,9 +76,11 @@ class Sender:
                 total=settings.request_timeout.total_seconds(),
                 sock_connect=settings.connect_timeout.total_seconds(),
             ),
-            headers={"User-Agent": USER_AGENT},
+            # Responses are kept as an excerpt of their raw bytes, so ask for them uncompressed.
+            # (A default header, not ``skip_auto_headers``: that makes aiohttp rebuild a
+            # header dict on every request.)
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             auto_decompress=False,
-            skip_auto_headers=("Accept-Encoding",),
         )
 
     def _refuse_literal(self, url: str) -> str | None:

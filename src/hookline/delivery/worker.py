@@ -26,13 +26,14 @@ from hookline import metrics
 from hookline.config import Settings
 from hookline.delivery.attempts import AttemptRecorder
 from hookline.delivery.batching import WriteBatcher
-from hookline.delivery.payload import package_body
+from hookline.delivery.eventcache import EventCache, Window
+from hookline.delivery.payload import event_head, join_heads, package_body
 from hookline.delivery.runtime import Opening, Runtime
 from hookline.delivery.sender import Sender
 from hookline.delivery.signing import Signer
 from hookline.delivery.wakeups import Wakeups
-from hookline.domain.events import MIN_WIRE_SIZE, Published, StoredEvent
-from hookline.domain.packing import Waiting, plan_package, planning_window
+from hookline.domain.events import MIN_WIRE_SIZE, Published
+from hookline.domain.packing import plan_package, planning_window
 from hookline.ids import utcnow
 from hookline.store.db import Database, Tx
 from hookline.store.deliveries import (
@@ -51,7 +52,6 @@ from hookline.store.workers import deliverable_webhooks, forget, heartbeat, live
 
 log = structlog.get_logger("hookline.worker")
 
-Window = tuple[Waiting, StoredEvent]
 BURST = 16  # packages one webhook may send back to back before others get a turn
 LOOKAHEAD_PACKAGES = 2  # while draining, one read of the log serves up to this many packages
 POLL_SECONDS = 1.0  # safety net for publishes whose wake-up this process did not see
@@ -82,6 +82,7 @@ class Worker:
         self.owner = owner or worker_name()
         self.recorder = AttemptRecorder(settings, wakeups)
         self._batcher = WriteBatcher(db)
+        self._events = EventCache()
         self._runtimes: dict[str, Runtime] = {}
         self._by_tenant: dict[str, set[str]] = defaultdict(set)
         self._heap: list[tuple[float, int, str]] = []
@@ -233,63 +234,92 @@ class Worker:
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
         head = self._heads.get(runtime.tenant_id, 0)
-        window, ahead = await self._window(tx.conn, runtime)
+        window, ahead, read = await self._window(tx.conn, runtime)
         plan = plan_package(
-            [waiting for waiting, _ in window], max_size=runtime.spec.max_package_size,
+            [item[0] for item in window], max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events, delay=runtime.spec.delay_timedelta,
             now=now,
         )  # fmt: skip
         if plan is None:
-            return Opening(floor=head)
-        pending = sum(waiting.size for waiting, _ in window)
+            return Opening(floor=head, read=read)
+        pending = sum(item[0].size for item in window)
         if plan.due_at > now:
-            return Opening(due=plan.due_at.timestamp(), pending_bytes=pending, lookahead=ahead)
-        events = [event for _, event in window[: plan.take]]
-        body = package_body(events, runtime.webhook_id)
+            return Opening(
+                due=plan.due_at.timestamp(), pending_bytes=pending, lookahead=ahead, read=read
+            )
+        taken = window[: plan.take]
+        events = [event for _, event, _ in taken]
+        body = join_heads([head for _, _, head in taken], runtime.webhook_id)
         package = await open_package(
             tx.conn, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
             expected_cursor=runtime.cursor, settings_at=runtime.settings_at, events=events,
             size=len(body), now=now, later=tx.later, closing=closing,
         )  # fmt: skip
         if package is None:
-            return Opening(stale=True)
+            return Opening(stale=True, read=read)
         return Opening(
-            package=package, body=body, pending_bytes=pending - plan.size, lookahead=ahead
-        )
+            package=package, body=body, pending_bytes=pending - plan.size, lookahead=ahead,
+            read=read,
+        )  # fmt: skip
 
     async def _window(
         self, conn: AsyncConnection, runtime: Runtime
-    ) -> tuple[list[Window], list[Window]]:
-        """The events to plan the next package from (one more than a package can hold), and
-        the lookahead to keep once the transaction has committed (see ``_take``).
+    ) -> tuple[list[Window], list[Window], tuple[int, list[Window]] | None]:
+        """The events to plan the next package from (one more than a package can hold), the
+        lookahead to keep, and the read to share with the tenant's other webhooks, both to
+        apply once the transaction has committed (see ``_take``).
 
-        While a webhook drains a backlog, one read serves several packages: the events are
-        immutable and the read is contiguous for the webhook's filter, so what is left of it
-        after the cursor is still exactly what waits there. The surplus is kept only for the
-        current burst (see ``_drive``), so memory follows concurrency, not webhooks. It is
-        kept only from committed reads: a shared transaction that rolls back may have let this
-        read see another unit's event (a ``WEBHOOK.DISABLED``) that then never existed."""
+        Reads are kept only from committed transactions: a shared one that rolls back may have
+        let this read see another unit's event (a ``WEBHOOK.DISABLED``) that then never
+        existed. A webhook that takes every event reads through the worker's ``EventCache``:
+        its read serves the tenant's other such webhooks too."""
         size = planning_window(
             max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events,
             min_event_size=MIN_WIRE_SIZE,
         )
+        if runtime.filter.everything:
+            cached, start = self._events.window(runtime.tenant_id, after=runtime.after, limit=size)
+            if len(cached) >= size:
+                return cached, [], None
+            read = await self._read(conn, runtime, after=start, limit=size * LOOKAHEAD_PACKAGES)
+            return (cached + read)[:size], [], (start, read)
+        return await self._filtered_window(conn, runtime, size)
+
+    async def _filtered_window(
+        self, conn: AsyncConnection, runtime: Runtime, size: int
+    ) -> tuple[list[Window], list[Window], None]:
+        """``_window`` for a webhook with a filter. While it drains a backlog, one read serves
+        several packages: what is left of it after the cursor is still exactly what waits
+        there. The surplus is kept only for the current burst (see ``_drive``), so memory
+        follows concurrency, not webhooks."""
         ahead = [item for item in runtime.lookahead if item[0].seq > runtime.after]
         if len(ahead) >= size:
-            return ahead[:size], ahead
+            return ahead[:size], ahead, None
         # What is left ahead is the start of what waits: read only what follows it.
         after = ahead[-1][0].seq if ahead else runtime.after
-        read = ahead + await waiting_events(
-            conn, runtime.tenant_id, after=after, category_filter=runtime.filter,
-            limit=size * LOOKAHEAD_PACKAGES - len(ahead),
-        )  # fmt: skip
-        return read[:size], (read if len(read) > size else [])
+        read = ahead + await self._read(
+            conn, runtime, after=after, limit=size * LOOKAHEAD_PACKAGES - len(ahead)
+        )
+        return read[:size], (read if len(read) > size else []), None
 
     @staticmethod
-    def _take(runtime: Runtime, opening: Opening) -> float | None:
+    async def _read(
+        conn: AsyncConnection, runtime: Runtime, *, after: int, limit: int
+    ) -> list[Window]:
+        """The webhook's waiting events after ``after``, rendered for sending."""
+        rows = await waiting_events(
+            conn, runtime.tenant_id, after=after, category_filter=runtime.filter, limit=limit
+        )
+        return [(waiting, event, event_head(event)) for waiting, event in rows]
+
+    def _take(self, runtime: Runtime, opening: Opening) -> float | None:
         """Apply a committed ``Opening`` to the runtime; returns when to look next."""
         runtime.pending_bytes = max(opening.pending_bytes, 0)
         runtime.lookahead = opening.lookahead
+        if opening.read is not None:
+            after, read = opening.read
+            self._events.add(runtime.tenant_id, after=after, read=read)
         if opening.floor is not None:
             runtime.floor = max(runtime.floor, opening.floor)
         if opening.stale:

@@ -124,6 +124,10 @@ class CategoryFilter:
         include = None if ALL in types else frozenset(types)
         return cls(include=include, exclude=frozenset(exclude))
 
+    @property
+    def everything(self) -> bool:
+        return self.include is None and not self.exclude
+
     def matches(self, category: str) -> bool:
         if category in self.exclude:
             return False

@@ -1,0 +1,107 @@
+"""The stretch of each tenant's log a worker read last, shared by the webhooks it drives.
+
+Webhooks of one tenant that subscribe to everything read the same events: with a thousand of
+them draining side by side, each would read (and decode) every event from the database
+again. The log is append-only and a read ``seq > after ORDER BY seq LIMIT n`` returns every
+event in ``(after, last returned]`` (sequence numbers commit in order, see
+``store.events.append_events``), so a read tells exactly which stretch of the log it holds
+completely. The cache keeps one such stretch per tenant and serves windows from it.
+
+Only committed reads go in (the worker adds them after its transaction commits: a shared
+transaction that rolls back may have seen another unit's event that then never existed), and
+memory is bounded per tenant and in all, least recently used tenant first.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from hookline.domain.events import StoredEvent
+from hookline.domain.packing import Waiting
+
+# A waiting event, with its bytes as sent up to the webhook id (see delivery.payload).
+Window = tuple[Waiting, StoredEvent, bytes]
+PER_TENANT = 4096  # events kept of one tenant's log
+TOTAL = 16384  # events kept in all
+
+
+@dataclass(slots=True)
+class _Stretch:
+    """Every event with ``after < seq <= upto``, in log order."""
+
+    after: int
+    upto: int
+    seqs: list[int] = field(default_factory=list)
+    items: list[Window] = field(default_factory=list)
+
+
+class EventCache:
+    """Complete stretches of tenants' logs; ``window`` reads, ``add`` stores a committed read."""
+
+    def __init__(self, *, per_tenant: int = PER_TENANT, total: int = TOTAL) -> None:
+        self.per_tenant, self.total = per_tenant, total
+        self._stretches: OrderedDict[str, _Stretch] = OrderedDict()
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def window(self, tenant_id: str, *, after: int, limit: int) -> tuple[list[Window], int]:
+        """Up to ``limit`` events after ``after`` that the cache holds, and the sequence number
+        up to which they are all the log has (where a read for more must start)."""
+        stretch = self._stretches.get(tenant_id)
+        if stretch is None or not stretch.after <= after < stretch.upto:
+            return [], after
+        self._stretches.move_to_end(tenant_id)
+        start = bisect.bisect_right(stretch.seqs, after)
+        found = stretch.items[start : start + limit]
+        if len(found) == limit:
+            return found, found[-1][0].seq
+        return found, stretch.upto
+
+    def add(self, tenant_id: str, *, after: int, read: list[Window]) -> None:
+        """Store a committed read of every event in ``(after, read[-1].seq]``. It extends the
+        tenant's stretch if it starts inside it; a stretch that does not connect replaces the
+        kept one only if it lies further on (the webhooks at the head of the log share more)."""
+        if not read:
+            return
+        upto = read[-1][0].seq
+        stretch = self._stretches.get(tenant_id)
+        if stretch is not None and stretch.after <= after <= stretch.upto:
+            if upto <= stretch.upto:
+                return
+            fresh = read[bisect.bisect_right(read, stretch.upto, key=_seq) :]
+            stretch.items.extend(fresh)
+            stretch.seqs.extend(item[0].seq for item in fresh)
+            stretch.upto = upto
+            self._size += len(fresh)
+        elif stretch is None or after > stretch.upto:
+            if stretch is not None:
+                self._size -= len(stretch.items)
+            stretch = _Stretch(after, upto, [item[0].seq for item in read], list(read))
+            self._stretches[tenant_id] = stretch
+            self._size += len(read)
+        else:
+            return
+        self._stretches.move_to_end(tenant_id)
+        self._trim(stretch, self.per_tenant)
+        while self._size > self.total and len(self._stretches) > 1:
+            _, oldest = self._stretches.popitem(last=False)
+            self._size -= len(oldest.items)
+        if self._size > self.total:
+            self._trim(stretch, self.total)
+
+    def _trim(self, stretch: _Stretch, keep: int) -> None:
+        """Drop the oldest events of ``stretch`` beyond ``keep``."""
+        drop = len(stretch.items) - keep
+        if drop <= 0:
+            return
+        stretch.after = stretch.seqs[drop - 1]
+        del stretch.items[:drop], stretch.seqs[:drop]
+        self._size -= drop
+
+
+def _seq(item: Window) -> int:
+    return item[0].seq

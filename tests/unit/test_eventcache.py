@@ -7,17 +7,19 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookline.delivery.eventcache import EventCache, Window
+from hookline.delivery.eventcache import OVERHEAD, EventCache, Window
 from hookline.delivery.payload import event_head
 from hookline.domain.events import StoredEvent
 from hookline.domain.packing import Waiting
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SIZE = 100
+W = 2 * SIZE + OVERHEAD  # what one test event weighs in the cache
 
 
-def item(seq: int) -> Window:
+def item(seq: int, size: int = SIZE) -> Window:
     event = StoredEvent(seq, f"id-{seq}", "ORDER.FILLED", T0, "{}")
-    return Waiting(seq, 100, T0), event, event_head(event)
+    return Waiting(seq, size, T0), event, event_head(event)
 
 
 def read(log: list[int], after: int, limit: int) -> list[Window]:
@@ -82,9 +84,9 @@ def test_an_older_read_that_does_not_connect_leaves_the_stretch_alone() -> None:
 
 def test_a_tenant_keeps_its_newest_events_up_to_its_share() -> None:
     log = list(range(1, 101))
-    cache = EventCache(per_tenant=10, total=100)
+    cache = EventCache(per_tenant=10 * W, total=100 * W)
     cache.add("t", after=0, read=read(log, 0, 25))
-    assert len(cache) == 10
+    assert (len(cache), cache.weight) == (10, 10 * W)
     assert cache.window("t", after=14, limit=5) == ([], 14)  # dropped: read again
     found, start = cache.window("t", after=15, limit=20)
     assert (seqs(found), start) == (list(range(16, 26)), 25)
@@ -92,12 +94,12 @@ def test_a_tenant_keeps_its_newest_events_up_to_its_share() -> None:
 
 def test_the_least_recently_used_tenant_goes_first() -> None:
     log = list(range(1, 101))
-    cache = EventCache(per_tenant=10, total=20)
+    cache = EventCache(per_tenant=10 * W, total=20 * W)
     cache.add("a", after=0, read=read(log, 0, 10))
     cache.add("b", after=0, read=read(log, 0, 10))
     cache.window("a", after=0, limit=1)  # a was used last
     cache.add("c", after=0, read=read(log, 0, 10))
-    assert len(cache) == 20
+    assert (len(cache), cache.weight) == (20, 20 * W)
     assert cache.window("b", after=0, limit=1) == ([], 0)
     assert seqs(cache.window("a", after=0, limit=1)[0]) == [1]
     assert seqs(cache.window("c", after=0, limit=1)[0]) == [1]
@@ -105,6 +107,25 @@ def test_the_least_recently_used_tenant_goes_first() -> None:
 
 def _log_without(gaps: set[int]) -> list[int]:
     return [seq for seq in range(1, 61) if seq not in gaps]
+
+
+def test_the_bound_is_in_bytes_so_large_events_push_out_many_small_ones() -> None:
+    cache = EventCache(per_tenant=50 * W, total=50 * W)
+    cache.add("t", after=0, read=[item(seq) for seq in range(1, 41)])
+    big = 10 * W  # weighs as much as 20 small ones and more
+    cache.add("t", after=40, read=[item(41, big)])
+    assert cache.weight <= 50 * W
+    found, start = cache.window("t", after=0, limit=100)
+    assert found == [] and start == 0  # the front was dropped: read again from the log
+    found, start = cache.window("t", after=30, limit=100)
+    assert seqs(found) == list(range(31, 42)) and start == 41
+
+
+def test_an_event_heavier_than_the_bound_is_not_kept() -> None:
+    cache = EventCache(per_tenant=10 * W, total=10 * W)
+    cache.add("t", after=0, read=[item(1, 100 * SIZE)])
+    assert (len(cache), cache.weight) == (0, 0)
+    assert cache.window("t", after=0, limit=5) == ([], 0)
 
 
 operations = st.lists(
@@ -124,8 +145,8 @@ operations = st.lists(
         {t: st.sets(st.integers(1, 60), max_size=12).map(_log_without) for t in ("a", "b")}
     ),
     steps=operations,
-    per_tenant=st.integers(1, 30),
-    total=st.integers(1, 40),
+    per_tenant=st.integers(1, 30).map(lambda n: n * W),
+    total=st.integers(1, 40).map(lambda n: n * W),
 )
 def test_a_window_is_always_exactly_what_the_log_holds(
     logs: dict[str, list[int]],
@@ -155,4 +176,4 @@ def test_a_window_is_always_exactly_what_the_log_holds(
             window = (found + rest)[:limit]
             assert seqs(window) == read_seqs(log, after, limit)
             cursors[tenant] = window[-1][0].seq if window else after
-        assert len(cache) <= total
+        assert cache.weight == len(cache) * W <= total

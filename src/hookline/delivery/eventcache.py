@@ -9,7 +9,8 @@ completely. The cache keeps one such stretch per tenant and serves windows from 
 
 Only committed reads go in (the worker adds them after its transaction commits: a shared
 transaction that rolls back may have seen another unit's event that then never existed), and
-memory is bounded per tenant and in all, least recently used tenant first.
+memory is bounded in bytes, per tenant and in all, least recently used tenant first: an
+event may be up to 256 KiB, so a count of events would bound nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ from hookline.domain.packing import Waiting
 
 # A waiting event, with its bytes as sent up to the webhook id (see delivery.payload).
 Window = tuple[Waiting, StoredEvent, bytes]
-PER_TENANT = 4096  # events kept of one tenant's log
-TOTAL = 16384  # events kept in all
+PER_TENANT = 4 * 2**20  # bytes kept of one tenant's log (see _weight)
+TOTAL = 16 * 2**20  # bytes kept in all
+OVERHEAD = 512  # what an event costs in memory besides its text, roughly
+
+
+def _weight(item: Window) -> int:
+    """What an event weighs in the cache: its wire size (held twice: the stored text and the
+    rendered head) and the objects around it."""
+    return 2 * item[0].size + OVERHEAD
 
 
 @dataclass(slots=True)
@@ -35,18 +43,20 @@ class _Stretch:
     upto: int
     seqs: list[int] = field(default_factory=list)
     items: list[Window] = field(default_factory=list)
+    weight: int = 0
 
 
 class EventCache:
-    """Complete stretches of tenants' logs; ``window`` reads, ``add`` stores a committed read."""
+    """Complete stretches of tenants' logs; ``window`` reads, ``add`` stores a committed read.
+    ``per_tenant`` and ``total`` bound the weight kept (see ``_weight``)."""
 
     def __init__(self, *, per_tenant: int = PER_TENANT, total: int = TOTAL) -> None:
         self.per_tenant, self.total = per_tenant, total
         self._stretches: OrderedDict[str, _Stretch] = OrderedDict()
-        self._size = 0
+        self.weight = 0
 
     def __len__(self) -> int:
-        return self._size
+        return sum(len(stretch.items) for stretch in self._stretches.values())
 
     def window(self, tenant_id: str, *, after: int, limit: int) -> tuple[list[Window], int]:
         """Up to ``limit`` events after ``after`` that the cache holds, and the sequence number
@@ -76,31 +86,36 @@ class EventCache:
             stretch.items.extend(fresh)
             stretch.seqs.extend(item[0].seq for item in fresh)
             stretch.upto = upto
-            self._size += len(fresh)
+            added = sum(map(_weight, fresh))
         elif stretch is None or after > stretch.upto:
             if stretch is not None:
-                self._size -= len(stretch.items)
+                self.weight -= stretch.weight
             stretch = _Stretch(after, upto, [item[0].seq for item in read], list(read))
             self._stretches[tenant_id] = stretch
-            self._size += len(read)
+            added = sum(map(_weight, read))
         else:
             return
+        stretch.weight += added
+        self.weight += added
         self._stretches.move_to_end(tenant_id)
         self._trim(stretch, self.per_tenant)
-        while self._size > self.total and len(self._stretches) > 1:
+        while self.weight > self.total and len(self._stretches) > 1:
             _, oldest = self._stretches.popitem(last=False)
-            self._size -= len(oldest.items)
-        if self._size > self.total:
-            self._trim(stretch, self.total)
+            self.weight -= oldest.weight
+        self._trim(stretch, self.total)
 
     def _trim(self, stretch: _Stretch, keep: int) -> None:
-        """Drop the oldest events of ``stretch`` beyond ``keep``."""
-        drop = len(stretch.items) - keep
-        if drop <= 0:
-            return
-        stretch.after = stretch.seqs[drop - 1]
-        del stretch.items[:drop], stretch.seqs[:drop]
-        self._size -= drop
+        """Drop the oldest events of ``stretch`` until it weighs at most ``keep``."""
+        drop, excess = 0, stretch.weight - keep
+        while excess > 0:
+            dropped = _weight(stretch.items[drop])
+            excess -= dropped
+            stretch.weight -= dropped
+            self.weight -= dropped
+            drop += 1
+        if drop:
+            stretch.after = stretch.seqs[drop - 1]
+            del stretch.items[:drop], stretch.seqs[:drop]
 
 
 def _seq(item: Window) -> int:

@@ -41,7 +41,6 @@ class _Stretch:
 
     after: int
     upto: int
-    seqs: list[int] = field(default_factory=list)
     items: list[Window] = field(default_factory=list)
     weight: int = 0
 
@@ -65,7 +64,7 @@ class EventCache:
         if stretch is None or not stretch.after <= after < stretch.upto:
             return [], after
         self._stretches.move_to_end(tenant_id)
-        start = bisect.bisect_right(stretch.seqs, after)
+        start = bisect.bisect_right(stretch.items, after, key=_seq)
         found = stretch.items[start : start + limit]
         if len(found) == limit:
             return found, found[-1][0].seq
@@ -84,13 +83,12 @@ class EventCache:
                 return
             fresh = read[bisect.bisect_right(read, stretch.upto, key=_seq) :]
             stretch.items.extend(fresh)
-            stretch.seqs.extend(item[0].seq for item in fresh)
             stretch.upto = upto
             added = sum(map(_weight, fresh))
         elif stretch is None or after > stretch.upto:
             if stretch is not None:
                 self.weight -= stretch.weight
-            stretch = _Stretch(after, upto, [item[0].seq for item in read], list(read))
+            stretch = _Stretch(after, upto, list(read))
             self._stretches[tenant_id] = stretch
             added = sum(map(_weight, read))
         else:
@@ -114,8 +112,8 @@ class EventCache:
             self.weight -= dropped
             drop += 1
         if drop:
-            stretch.after = stretch.seqs[drop - 1]
-            del stretch.items[:drop], stretch.seqs[:drop]
+            stretch.after = stretch.items[drop - 1][0].seq
+            del stretch.items[:drop]
 
 
 def _seq(item: Window) -> int:

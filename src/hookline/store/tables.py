@@ -53,9 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return None if value is None else _as_utc(value)
 
     def bind_processor(self, dialect: Dialect) -> Any:
         if dialect.name != "sqlite":
@@ -76,9 +74,11 @@ def _sqlite_text(value: datetime | None) -> str | None:
 
 
 def _sqlite_datetime(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value)
+    return None if value is None else _as_utc(datetime.fromisoformat(value))
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Naive values are UTC (how both backends store them); aware ones are converted."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

@@ -19,7 +19,13 @@ from hookline.domain.webhooks import WebhookSpec
 from hookline.ids import utcnow
 from hookline.store import db as db_module
 from hookline.store.db import Database, Tx
-from hookline.store.deliveries import AttemptRecord, Closing, open_package, record_attempt
+from hookline.store.deliveries import (
+    AttemptRecord,
+    Closing,
+    close_package,
+    open_package,
+    record_attempt,
+)
 from hookline.store.events import append_events
 from hookline.store.migrate import migrate
 from hookline.store.tables import attempts, packages, tenants, webhook_state
@@ -174,14 +180,71 @@ async def test_a_package_is_stored_only_if_the_cursor_moved(database: Database) 
     [st] = [r for r in await _rows(database, webhook_state) if r.webhook_id == webhook_id]
     assert (st.cursor_seq, st.open_package_id) == (2, first.id)
 
-    # the next one may open only in the same step that closes the first
-    failed = Closing(first.id, failing=True, now=utcnow())
+    # the next one may open only in the same step that closes the first, and records its try
+    failed = Closing(_attempt(first, 503), failing=True, now=utcnow())
     second = await _open(database, tenant_id, webhook_id, state, events=events[2:],
                          expected_cursor=2, closing=failed)  # fmt: skip
     assert second is not None
     [st] = [r for r in await _rows(database, webhook_state) if r.webhook_id == webhook_id]
     assert (st.cursor_seq, st.open_package_id) == (3, second.id)
     assert st.failing_since is not None
+    by_id = {row.id: row for row in await _rows(database, packages)}
+    assert (by_id[first.id].status, by_id[first.id].last_status) == ("failed", 503)
+    assert by_id[first.id].finished_at is not None
+    assert (by_id[second.id].status, by_id[second.id].event_seqs) == ("pending", [3])
+    [tried] = await _rows(database, attempts)
+    assert (tried.package_id, tried.status_code, tried.number) == (first.id, 503, 1)
+
+
+def _attempt(package: Any, status: int) -> AttemptRecord:
+    return AttemptRecord(
+        package.id, package.tenant_id, package.webhook_id, package.attempts + 1, "scheduled",
+        "https://example.com/hook", utcnow(), 12.5, status, None, {"x-seen": "1"}, "ok",
+    )  # fmt: skip
+
+
+async def test_a_closing_whose_next_package_cannot_open_is_still_recorded(
+    database: Database,
+) -> None:
+    """The state moved underneath (here: the cursor): the next package is not stored, but the
+    finished one is closed and its attempt recorded, in the same step."""
+    tenant_id, webhook_id, state = await _webhook(database)
+    events = state[1]
+    first = await _open(database, tenant_id, webhook_id, state, events=events[:1],
+                        expected_cursor=0)  # fmt: skip
+    delivered = Closing(_attempt(first, 200), failing=False, now=utcnow())
+    async with database.write() as conn:
+        tx = Tx(conn)
+        second = await open_package(
+            conn, tenant_id=tenant_id, webhook_id=webhook_id, owner="me", settings_at=state[0],
+            size=100, now=utcnow(), events=events[1:], expected_cursor=0, closing=delivered,
+            later=tx.later,
+        )  # fmt: skip
+        await tx.flush()
+    assert second is None
+    [st] = [r for r in await _rows(database, webhook_state) if r.webhook_id == webhook_id]
+    assert (st.cursor_seq, st.open_package_id, st.failing_since) == (1, None, None)
+    [stored] = await _rows(database, packages)
+    assert (stored.id, stored.status, stored.attempts) == (first.id, "delivered", 1)
+    [tried] = await _rows(database, attempts)
+    assert (tried.package_id, tried.status_code) == (first.id, 200)
+
+
+async def test_closing_without_a_next_package(database: Database) -> None:
+    tenant_id, webhook_id, state = await _webhook(database)
+    first = await _open(database, tenant_id, webhook_id, state, events=state[1],
+                        expected_cursor=0)  # fmt: skip
+    given_up = Closing(_attempt(first, 500), failing=True, now=utcnow())
+    async with database.write() as conn:
+        tx = Tx(conn)
+        await close_package(conn, webhook_id, given_up, later=tx.later)
+        await tx.flush()
+    [st] = [r for r in await _rows(database, webhook_state) if r.webhook_id == webhook_id]
+    assert (st.cursor_seq, st.open_package_id) == (3, None)
+    assert st.failing_since == given_up.now
+    [stored] = await _rows(database, packages)
+    assert (stored.status, stored.last_status) == ("failed", 500)
+    assert len(await _rows(database, attempts)) == 1
 
 
 async def test_an_attempt_is_recorded_with_its_packages_new_status(database: Database) -> None:

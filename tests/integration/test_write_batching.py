@@ -66,3 +66,41 @@ async def test_a_failing_unit_fails_alone(db: Database) -> None:
     assert outcomes[0] == "a" and outcomes[2] == "c"
     assert isinstance(outcomes[1], RuntimeError)
     assert await _names(db) == {"a", "c"}
+
+
+async def test_a_single_write_alone_commits_without_a_transaction(db: Database) -> None:
+    """On PostgreSQL a lone ``one_write`` unit's statement commits by itself (no BEGIN and
+    COMMIT round trips): another connection sees it before the unit has returned. SQLite
+    keeps its write transaction (and lock)."""
+    batcher = WriteBatcher(db)
+    seen: list[set[str]] = []
+
+    async def unit(tx: Tx) -> bool:
+        await _add("solo")(tx)
+        seen.append(await _names(db) if not db.is_sqlite else set())
+        if tx.autocommit:
+            with pytest.raises(RuntimeError, match="atomic"):
+                tx.later(insert(tenants), {"id": "x", "name": "x", "created_at": utcnow()})
+        return tx.autocommit
+
+    assert await batcher.run(unit, one_write=True) is (not db.is_sqlite)
+    if not db.is_sqlite:
+        assert seen == [{"solo"}]
+    assert await _names(db) == {"solo"}
+
+
+async def test_single_writes_still_share_a_transaction_when_they_meet(db: Database) -> None:
+    batcher = WriteBatcher(db)
+    modes = await asyncio.gather(
+        *(batcher.run(_autocommit(f"t{n}"), one_write=True) for n in range(5))
+    )
+    assert not any(modes)  # queued before the batcher ran: one shared transaction
+    assert await _names(db) == {f"t{n}" for n in range(5)}
+
+
+def _autocommit(name: str):  # type: ignore[no-untyped-def]
+    async def unit(tx: Tx) -> bool:
+        await _add(name)(tx)
+        return tx.autocommit
+
+    return unit

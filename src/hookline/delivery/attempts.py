@@ -80,10 +80,11 @@ class Judgement:
         return self.decision.verdict in (Verdict.DELIVERED, Verdict.GIVE_UP)
 
     def closing(self) -> Closing:
-        """How the finished package is closed when the queue moves on (see ``store``)."""
+        """The finished package and this attempt, for the worker to record while opening the
+        next package (when the queue moves on) instead of with ``store``."""
         assert self.queue_moves_on
         failing = self.decision.verdict is not Verdict.DELIVERED
-        return Closing(self.attempt.package_id, failing=failing, now=self.now)
+        return Closing(self.attempt, failing=failing, now=self.now)
 
 
 class AttemptRecorder:
@@ -116,30 +117,23 @@ class AttemptRecorder:
         return Judgement(attempt, decision, now)
 
     async def store(
-        self,
-        conn: AsyncConnection,
-        runtime: Runtime,
-        judged: Judgement,
-        *,
+        self, conn: AsyncConnection, runtime: Runtime, judged: Judgement, *,
         later: Later | None = None,
-        leave_closing: bool = False,
-    ) -> Published | None:
+    ) -> Published | None:  # fmt: skip
         """Record the attempt and its verdict; returns the notice of a WEBHOOK.DISABLED event.
 
-        With ``leave_closing`` (only when the queue moves on), the webhook's state is left for
-        the caller to settle with ``judged.closing()``, usually while opening the next package.
-        """
+        When the queue moves on, the worker records ``judged.closing()`` instead, in the
+        statement that opens the next package (``store/deliveries.open_package``)."""
         attempt, decision, now = judged.attempt, judged.decision, judged.now
         disabling = decision.verdict is Verdict.DISABLE
         # Rows in the lock order of store/webhooks.py: webhooks, webhook_state, packages.
         if disabling:
             await disable_webhook(conn, runtime.webhook_id, reason=decision.reason, now=now)
-        if not (leave_closing and judged.queue_moves_on):
-            await settle_state(
-                conn, runtime.webhook_id, attempt.package_id,
-                closed=decision.verdict is not Verdict.RETRY,
-                failing=decision.verdict is not Verdict.DELIVERED, now=now,
-            )  # fmt: skip
+        await settle_state(
+            conn, runtime.webhook_id, attempt.package_id,
+            closed=decision.verdict is not Verdict.RETRY,
+            failing=decision.verdict is not Verdict.DELIVERED, now=now,
+        )  # fmt: skip
         await record_attempt(
             conn, attempt, status=_STATUS[decision.verdict], next_attempt_at=decision.retry_at,
             now=now, later=later,

@@ -6,6 +6,10 @@ units can share a transaction. Writes whose outcome no unit reads are queued on 
 and sent at the end as one ``executemany`` per statement. Units that arrive while a
 transaction runs go into the next one. If a shared transaction fails, its units run again one
 transaction each, so one bad unit cannot sink the others.
+
+A unit that writes with a single statement (``one_write``) and has the batch to itself runs
+without a transaction on PostgreSQL: the statement commits on its own, atomically, and the
+``BEGIN`` and ``COMMIT`` round trips are saved. That is the one-webhook drain's whole path.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from hookline.store.db import Database, Tx
 
 T = TypeVar("T")
 Unit = Callable[[Tx], Awaitable[Any]]
+Queued = tuple[Unit, asyncio.Future[Any], bool]
 MAX_BATCH = 64
 
 
@@ -27,14 +32,15 @@ class WriteBatcher:
     def __init__(self, db: Database, *, max_batch: int = MAX_BATCH) -> None:
         self.db = db
         self.max_batch = max_batch
-        self._queue: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._queue: list[Queued] = []
         self._draining: asyncio.Task[None] | None = None
 
-    async def run(self, unit: Callable[[Tx], Awaitable[T]]) -> T:
+    async def run(self, unit: Callable[[Tx], Awaitable[T]], *, one_write: bool = False) -> T:
         """Run ``unit`` in a write transaction shared with other units; its result, once
-        committed."""
+        committed. ``one_write``: the unit reads, then writes at most one statement, executed
+        at once (nothing with ``Tx.later``)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((unit, future))
+        self._queue.append((unit, future, one_write))
         if self._draining is None or self._draining.done():
             self._draining = asyncio.create_task(self._drain())
         return await future
@@ -42,28 +48,38 @@ class WriteBatcher:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            if len(batch) == 1 and batch[0][2] and not self.db.is_sqlite:
+                await self._one_by_one(batch)
+                continue
             try:
                 async with self.db.write() as conn:
                     tx = Tx(conn)
-                    results = [await unit(tx) for unit, _ in batch]
+                    results = [await unit(tx) for unit, _, _ in batch]
                     await tx.flush()
             except Exception:
                 await self._one_by_one(batch)
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
+            for (_, future, _), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
-    async def _one_by_one(self, batch: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
-        for unit, future in batch:
+    async def _one_by_one(self, batch: list[Queued]) -> None:
+        for unit, future, one_write in batch:
             try:
-                async with self.db.write() as conn:
-                    tx = Tx(conn)
-                    result = await unit(tx)
-                    await tx.flush()
+                result = await self._alone(unit, one_write)
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
             else:
                 if not future.done():
                     future.set_result(result)
+
+    async def _alone(self, unit: Unit, one_write: bool) -> Any:
+        if one_write and not self.db.is_sqlite:
+            async with self.db.autocommit() as conn:
+                return await unit(Tx(conn, autocommit=True))
+        async with self.db.write() as conn:
+            tx = Tx(conn)
+            result = await unit(tx)
+            await tx.flush()
+        return result

@@ -213,7 +213,9 @@ class Worker:
         return await self._attempt(runtime)
 
     async def _open_next(self, runtime: Runtime) -> float | None:
-        opening = await self._batcher.run(lambda tx: self._plan_and_open(tx, runtime))
+        opening = await self._batcher.run(
+            lambda tx: self._plan_and_open(tx, runtime), one_write=True
+        )
         return self._take(runtime, opening)
 
     async def _plan_and_open(
@@ -224,7 +226,8 @@ class Worker:
         the way. Touches no runtime state: see ``_take``."""
         opening = await self._plan_and_open_after(tx, runtime, closing)
         if closing is not None and opening.package is None and not opening.stale:
-            await close_package(tx.conn, runtime.webhook_id, closing)  # nothing opened with it
+            # nothing opened with it
+            await close_package(tx.conn, runtime.webhook_id, closing, later=tx.later)
         return opening
 
     async def _plan_and_open_after(
@@ -351,18 +354,14 @@ class Worker:
         judged = self.recorder.judge(runtime, package, result, started=started)
 
         async def settle(tx: Tx) -> tuple[Published | None, Opening | None]:
-            moves_on = judged.queue_moves_on
-            notice = await self.recorder.store(
-                tx.conn, runtime, judged, later=tx.later, leave_closing=moves_on
-            )
-            # The next package is opened in the same transaction (and the same statement that
-            # closes this one): one commit per package, and the batcher shares that commit
-            # between the webhooks finishing at the same time.
-            if not moves_on:
-                return notice, None
-            return notice, await self._plan_and_open(tx, runtime, judged.closing())
+            # When the queue moves on, the attempt is recorded, its package closed and the next
+            # one opened in one write (one statement on PostgreSQL): one commit per package,
+            # which the batcher shares between the webhooks finishing at the same time.
+            if judged.queue_moves_on:
+                return None, await self._plan_and_open(tx, runtime, judged.closing())
+            return await self.recorder.store(tx.conn, runtime, judged, later=tx.later), None
 
-        notice, opening = await self._batcher.run(settle)
+        notice, opening = await self._batcher.run(settle, one_write=judged.queue_moves_on)
         next_due = self.recorder.settled(runtime, package, result, judged, notice)
         if next_due is None:
             self._drop([runtime.webhook_id])

@@ -155,6 +155,14 @@ class Database:
                 async with conn.begin():
                     yield conn
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection on which every statement commits on its own (PostgreSQL only: for a
+        single write, it saves the ``BEGIN`` and ``COMMIT`` round trips)."""
+        assert not self.is_sqlite, "SQLite writes go through write() and its lock"
+        async with self.engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
         async with self.engine.connect() as conn:
@@ -196,14 +204,18 @@ class Tx:
 
     Writes whose outcome nothing in the transaction reads (history rows, status updates) can
     be queued with ``later``; ``flush`` sends them as one ``executemany`` per statement, so in
-    a group commit they cost one round trip for all webhooks instead of one each.
+    a group commit they cost one round trip for all webhooks instead of one each. On an
+    ``autocommit`` connection there is no end to wait for, and nothing may be queued.
     """
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, *, autocommit: bool = False) -> None:
         self.conn = conn
+        self.autocommit = autocommit
         self._later: dict[Executable, list[dict[str, Any]]] = {}
 
     def later(self, statement: Executable, params: dict[str, Any]) -> None:
+        if self.autocommit:
+            raise RuntimeError("a write queued without a transaction would not be atomic")
         self._later.setdefault(statement, []).append(params)
 
     async def flush(self) -> None:

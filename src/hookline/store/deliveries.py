@@ -85,16 +85,6 @@ _MOVE_CURSOR_UNLEASED = (
 _MOVE_CURSOR = _MOVE_CURSOR_UNLEASED.where(webhook_state.c.lease_owner == bindparam("b_owner"))
 
 
-@dataclass(frozen=True, slots=True)
-class Closing:
-    """The package an attempt just finished, to close in the statement that opens the next
-    one (one statement instead of two on the hot path): ``failing`` if it was given up."""
-
-    package_id: str
-    failing: bool
-    now: datetime
-
-
 @functools.cache
 def _move_cursor_closing(*, failing: bool) -> Update:
     """``_MOVE_CURSOR``, for a webhook whose open package is the ``Closing`` one: also
@@ -104,7 +94,7 @@ def _move_cursor_closing(*, failing: bool) -> Update:
         .where(
             webhook_state.c.webhook_id == bindparam("b_webhook"),
             webhook_state.c.cursor_seq == bindparam("b_cursor"),
-            webhook_state.c.open_package_id == bindparam("b_closing"),
+            webhook_state.c.open_package_id == bindparam("b_package"),
             webhook_state.c.lease_owner == bindparam("b_owner"),
             _SETTINGS_UNCHANGED,
         )
@@ -126,24 +116,44 @@ _FINISH_ATTEMPT = (
     )
 )  # fmt: skip
 
-# On PostgreSQL, statements that always go together share a round trip through a
-# data-modifying CTE (SQLite has no such CTEs, and there a statement is a local call anyway):
-# an attempt's row and its package's new status; a package's row and the cursor move it
-# depends on (the INSERT takes its one row from the UPDATE's RETURNING, so it inserts nothing
-# when the guarded UPDATE matched nothing).
-_RECORD_ATTEMPT_PG = (
-    insert(attempts)
-    .values({c.name: bindparam(f"a_{c.name}", type_=c.type) for c in attempts.c})
-    .add_cte(_FINISH_ATTEMPT.cte("finish"))
+# On PostgreSQL, statements that always go together share a round trip through data-modifying
+# CTEs (SQLite has no such CTEs, and there a statement is a local call anyway): an attempt's
+# row and its package's new status; a package's row and the cursor move it depends on (the
+# INSERT takes its one row from the UPDATE's RETURNING, so it inserts nothing when the guarded
+# UPDATE matched nothing); and, when an attempt closes a package, both of those at once. The
+# statements' bind names are distinct, or shared only where they carry the same value.
+_INSERT_ATTEMPT_PG = insert(attempts).values(
+    {c.name: bindparam(f"a_{c.name}", type_=c.type) for c in attempts.c}
 )
+_RECORD_ATTEMPT_PG = _INSERT_ATTEMPT_PG.add_cte(_FINISH_ATTEMPT.cte("finish"))
 _PACKAGE_COLUMNS = [c for c in packages.c if c.name in _PACKAGE_KEYS]
 
 
+def _recording_attempt(statement: Any) -> Any:
+    """``statement``, also recording a ``Closing``'s attempt (see ``_closing_params``)."""
+    return statement.add_cte(_FINISH_ATTEMPT.cte("finish"), _INSERT_ATTEMPT_PG.cte("attempt"))
+
+
 @functools.cache
-def _open_package_pg(statement: Update) -> Insert:
+def _open_package_pg(statement: Update, failing: bool | None) -> Insert:
+    """Move the cursor with ``statement`` and insert the package if it moved. With ``failing``
+    (a ``Closing``'s), also record the closing attempt and, if the cursor did not move, close
+    the package as ``close_package`` does: every outcome in one statement."""
     moved = statement.returning(webhook_state.c.webhook_id).cte("moved")
     row = select(*(bindparam(f"p_{c.name}", type_=c.type) for c in _PACKAGE_COLUMNS))
-    return insert(packages).from_select(_PACKAGE_COLUMNS, row.select_from(moved))
+    opened = insert(packages).from_select(_PACKAGE_COLUMNS, row.select_from(moved))
+    if failing is None:
+        return opened
+    # Reads ``moved``, so it runs after it and updates the row only if ``moved`` did not.
+    unmoved = _settle_statement(closed=True, failing=failing).where(
+        ~select(moved.c.webhook_id).exists()
+    )
+    return _recording_attempt(opened.add_cte(unmoved.cte("closed")))
+
+
+@functools.cache
+def _close_package_pg(failing: bool) -> Update:
+    return _recording_attempt(_settle_statement(closed=True, failing=failing))
 
 
 # --- leases --------------------------------------------------------------------------------
@@ -253,19 +263,21 @@ async def open_package(
     else:
         assert owner is not None, "closing is for the worker's leased webhooks"
         statement = _move_cursor_closing(failing=closing.failing)
-        params |= {"b_closing": closing.package_id, "v_now": closing.now}
+        params |= _closing_params(closing)
     values = _package_values(package)
     if conn.dialect.name == "postgresql":
         params |= {f"p_{key}": value for key, value in values.items()}
-        moved = await conn.execute(_open_package_pg(statement), params)
-    else:
-        moved = await conn.execute(statement, params)
+        failing = None if closing is None else closing.failing
+        moved = await conn.execute(_open_package_pg(statement, failing), params)
+        return package if moved.rowcount == 1 else None
+    moved = await conn.execute(statement, params)
     if moved.rowcount != 1:
         if closing is not None:
-            await close_package(conn, webhook_id, closing)
+            await close_package(conn, webhook_id, closing, later=later)
         return None
-    if conn.dialect.name != "postgresql":
-        await write(conn, later, _INSERT_PACKAGE, values)
+    if closing is not None:
+        await _record_closing(conn, closing, later)
+    await write(conn, later, _INSERT_PACKAGE, values)
     return package
 
 
@@ -300,6 +312,25 @@ class AttemptRecord:
     response_excerpt: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The package an attempt just finished, and that attempt, to record in the statement
+    that opens the next package (one statement instead of three on the hot path): ``failing``
+    if it was given up, ``delivered`` otherwise."""
+
+    attempt: AttemptRecord
+    failing: bool
+    now: datetime
+
+    @property
+    def package_id(self) -> str:
+        return self.attempt.package_id
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.failing else "delivered"
+
+
 async def record_attempt(
     conn: AsyncConnection,
     attempt: AttemptRecord,
@@ -314,6 +345,18 @@ async def record_attempt(
     A package dropped while the try was in flight (webhook deleted or re-enabled) stays
     dropped: the try is kept in the history, but it must not revive the package.
     """
+    row, finish = _attempt_params(attempt, status=status, next_attempt_at=next_attempt_at, now=now)
+    if conn.dialect.name == "postgresql":
+        await write(conn, later, _RECORD_ATTEMPT_PG, finish | _prefixed(row))
+        return
+    await write(conn, later, _INSERT_ATTEMPT, row)
+    await write(conn, later, _FINISH_ATTEMPT, finish)
+
+
+def _attempt_params(
+    attempt: AttemptRecord, *, status: str, next_attempt_at: datetime | None, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The attempt's row, and the parameters of ``_FINISH_ATTEMPT`` for its package."""
     row = {"id": new_id(), **_attempt_values(attempt)}
     finish = {
         "b_package": attempt.package_id, "v_status": status, "v_attempts": attempt.number,
@@ -321,12 +364,26 @@ async def record_attempt(
         "v_finished": None if status == "pending" else now,
         "v_code": attempt.status_code, "v_error": attempt.error,
     }  # fmt: skip
-    if conn.dialect.name == "postgresql":
-        both = finish | {f"a_{key}": value for key, value in row.items()}
-        await write(conn, later, _RECORD_ATTEMPT_PG, both)
-        return
-    await write(conn, later, _INSERT_ATTEMPT, row)
-    await write(conn, later, _FINISH_ATTEMPT, finish)
+    return row, finish
+
+
+def _prefixed(row: dict[str, Any]) -> dict[str, Any]:
+    return {f"a_{key}": value for key, value in row.items()}
+
+
+def _closing_params(closing: Closing) -> dict[str, Any]:
+    """What the PostgreSQL statements that record a ``Closing`` take, besides their own."""
+    row, finish = _attempt_params(
+        closing.attempt, status=closing.status, next_attempt_at=None, now=closing.now
+    )
+    return finish | _prefixed(row) | {"v_now": closing.now}
+
+
+async def _record_closing(conn: AsyncConnection, closing: Closing, later: Later | None) -> None:
+    await record_attempt(
+        conn, closing.attempt, status=closing.status, next_attempt_at=None, now=closing.now,
+        later=later,
+    )  # fmt: skip
 
 
 def _attempt_values(attempt: AttemptRecord) -> dict[str, Any]:
@@ -357,12 +414,20 @@ async def settle_state(
     )
 
 
-async def close_package(conn: AsyncConnection, webhook_id: str, closing: Closing) -> None:
-    """``settle_state`` for a finished package whose next one was not opened with it."""
+async def close_package(
+    conn: AsyncConnection, webhook_id: str, closing: Closing, *, later: Later | None = None
+) -> None:
+    """Record ``closing``'s attempt and settle the state (as ``settle_state``), for a finished
+    package whose next one was not opened with it."""
+    if conn.dialect.name == "postgresql":
+        params = _closing_params(closing) | {"b_webhook": webhook_id}
+        await conn.execute(_close_package_pg(closing.failing), params)
+        return
     await settle_state(
         conn, webhook_id, closing.package_id, closed=True, failing=closing.failing,
         now=closing.now,
     )  # fmt: skip
+    await _record_closing(conn, closing, later)
 
 
 def _failing_since(failing: bool) -> Any:

@@ -44,8 +44,10 @@ def _verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         meds = {k: ingest[k]["median"] for k in kinds}
         add(TARGETS[0][0], ", ".join(f"{k} {meds[k]['api']:,.0f}" for k in kinds),
             all(m["api"] >= 20_000 for m in meds.values()))  # fmt: skip
-        add(TARGETS[1][0], ", ".join(f"{k} {meds[k]['api'] / meds[k]['raw']:.0%}" for k in kinds),
-            all(m["api"] / m["raw"] >= 0.5 for m in meds.values()))  # fmt: skip
+        # against the driver's path append_events takes: COPY on PostgreSQL
+        limit = {k: m.get("raw_copy", m["raw"]) for k, m in meds.items()}
+        add(TARGETS[1][0], ", ".join(f"{k} {meds[k]['api'] / limit[k]:.0%}" for k in kinds),
+            all(m["api"] / limit[k] >= 0.5 for k, m in meds.items()))  # fmt: skip
     drain = res.get("drain", {})
     ones = {k: v["median"] for k, v in drain.items() if k.endswith(" 1 webhook")}
     if ones:
@@ -141,11 +143,13 @@ def _plots(report: dict[str, Any], out: Path, stem: str) -> list[str]:
     kinds = [k for k in ("sqlite", "postgres") if ingest.get(k, {}).get("median")]
     if kinds:
         fig, ax = plt.subplots(figsize=(7, 3.6))
-        series = [("api", "POST /events"), ("python", "append_events"), ("raw", "raw insert")]
+        series = [("api", "POST /events"), ("python", "append_events"),
+                  ("limit", "raw insert (sqlite3 executemany / asyncpg COPY)")]  # fmt: skip
         width = 0.8 / len(series)
         for i, (key, name) in enumerate(series):
-            ax.bar([x + i * width for x in range(len(kinds))],
-                   [ingest[k]["median"][key] for k in kinds], width, label=name)  # fmt: skip
+            meds = [ingest[k]["median"] for k in kinds]
+            values = [m.get("raw_copy", m["raw"]) if key == "limit" else m[key] for m in meds]
+            ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name)
         ax.axhline(20_000, color="red", linestyle="--", linewidth=1, label="target 20k")
         ax.set_xticks([x + width for x in range(len(kinds))], kinds)
         ax.set_ylabel("events/s")

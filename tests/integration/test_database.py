@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 
-from hookline.domain.events import NewEvent
+from hookline.domain.events import NewEvent, wire_size
 from hookline.domain.webhooks import WebhookSpec
 from hookline.ids import utcnow
 from hookline.store import db as db_module
@@ -26,9 +26,9 @@ from hookline.store.deliveries import (
     open_package,
     record_attempt,
 )
-from hookline.store.events import append_events
+from hookline.store.events import EventQuery, append_events, list_events_for_tenant
 from hookline.store.migrate import migrate
-from hookline.store.tables import attempts, packages, tenants, webhook_state
+from hookline.store.tables import attempts, events, packages, tenants, webhook_state
 from hookline.store.tenants import create_tenant
 from hookline.store.webhooks import create_webhook
 from tests.support import postgres
@@ -268,3 +268,32 @@ async def test_an_attempt_is_recorded_with_its_packages_new_status(database: Dat
     [stored] = await _rows(database, packages)
     assert (stored.status, stored.attempts, stored.last_status) == ("delivered", 1, 200)
     assert stored.finished_at is not None
+
+
+async def test_appended_events_are_stored_column_for_column(database: Database) -> None:
+    """The log is written through the driver's bulk path (COPY on PostgreSQL, plain tuples on
+    SQLite), outside SQLAlchemy's type processing: every column must still read back right,
+    timestamps to the microsecond and in the format range queries compare against."""
+    moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    async with database.write() as conn:
+        tenant_id = await create_tenant(conn, "acme")
+        batch = [
+            NewEvent("ORDER.FILLED", '{"n":1}', created_at=moment),
+            NewEvent("USER_CHECK.PASSED", '{"é":"ü"}'),
+        ]
+        stored = (await append_events(conn, tenant_id, batch, now=utcnow())).appended
+    rows = sorted(await _rows(database, events), key=lambda row: row.seq)
+    assert [(r.seq, r.id, r.type, r.category, r.object) for r in rows] == [
+        (1, stored[0].id, "ORDER.FILLED", "ORDER", '{"n":1}'),
+        (2, stored[1].id, "USER_CHECK.PASSED", "USER_CHECK", '{"é":"ü"}'),
+    ]
+    assert [r.size for r in rows] == [
+        wire_size(e.type, len(e.object_json.encode())) for e in stored
+    ]
+    assert rows[0].created_at == moment
+    assert rows[1].created_at == stored[1].created_at
+    async with database.read() as conn:
+        later = EventQuery(created_after=moment - timedelta(microseconds=1))
+        assert [e.seq for e in await list_events_for_tenant(conn, tenant_id, later)] == [1, 2]
+        after = EventQuery(created_after=moment)
+        assert [e.seq for e in await list_events_for_tenant(conn, tenant_id, after)] == [2]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import NewEvent, StoredEvent, category_of, wire_size
@@ -82,21 +82,37 @@ async def append_events(
             .where(tenants.c.id == tenant_id)
             .values(last_seq=seq, last_created_at=clock)
         )
-        await conn.execute(insert(events), [_row(tenant_id, e) for e in result.appended])
+        await _insert(conn, [event_row(tenant_id, e) for e in result.appended])
     return result
 
 
-def _row(tenant_id: str, event: StoredEvent) -> dict[str, object]:
-    return {
-        "tenant_id": tenant_id,
-        "seq": event.seq,
-        "id": event.id,
-        "type": event.type,
-        "category": category_of(event.type),
-        "created_at": event.created_at,
-        "object": event.object_json,
-        "size": wire_size(event.type, len(event.object_json.encode())),
-    }
+COLUMNS = ("tenant_id", "seq", "id", "type", "category", "created_at", "object", "size")
+_INSERT_SQLITE = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 8)})"
+
+
+def event_row(tenant_id: str, event: StoredEvent) -> tuple[Any, ...]:
+    """An event's row in the log, in ``COLUMNS`` order."""
+    size = wire_size(event.type, len(event.object_json.encode()))
+    return (
+        tenant_id, event.seq, event.id, event.type, category_of(event.type), event.created_at,
+        event.object_json, size,
+    )  # fmt: skip
+
+
+async def _insert(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
+    """Rows into the log through the driver's own bulk path, in the caller's transaction:
+    ``COPY`` on PostgreSQL, ``executemany`` of plain tuples on SQLite. SQLAlchemy's per-row
+    parameter processing cost more than the insert itself (a third of a publish's time)."""
+    if conn.dialect.name == "postgresql":
+        # After the tenant-row lock, so the transaction has begun on this connection.
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.copy_records_to_table("events", records=rows, columns=COLUMNS)
+        return
+    as_text = events.c.created_at.type.bind_processor(conn.dialect)  # UTCDateTime's text
+    assert as_text is not None
+    rows = [(*row[:5], as_text(row[5]), *row[6:]) for row in rows]
+    await conn.exec_driver_sql(_INSERT_SQLITE, rows)
 
 
 async def get_event_for_tenant(

@@ -111,7 +111,8 @@ async def _insert(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
         return
     as_text = events.c.created_at.type.bind_processor(conn.dialect)  # UTCDateTime's text
     assert as_text is not None
-    rows = [(*row[:5], as_text(row[5]), *row[6:]) for row in rows]
+    texts = {moment: as_text(moment) for moment in {row[5] for row in rows}}  # mostly one
+    rows = [(*row[:5], texts[row[5]], *row[6:]) for row in rows]
     await conn.exec_driver_sql(_INSERT_SQLITE, rows)
 
 

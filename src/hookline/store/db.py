@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, Executable, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -77,6 +78,10 @@ def _ping_idle_connections(engine: Engine) -> None:
     event.listen(engine, "checkout", checkout)
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 class _InlineConnection(AsyncConnection):
     """An ``AsyncConnection`` over a blocking ``sqlite3`` connection, run on the calling
     thread (see ``Database``): statements execute directly, without a greenlet or a thread."""
@@ -107,7 +112,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        options: dict[str, Any] = {}
+        # JSON columns (a package's event ids, a response's headers) through orjson: the
+        # standard library's encoder was 5 µs of every delivered package.
+        options: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
         self._inline: Engine | None = None
         if self.is_sqlite:
             if ":memory:" in url or not make_url(url).database:
@@ -115,7 +122,10 @@ class Database:
             else:
                 # The pool's reset on return stays: after a failed COMMIT it is what ends the
                 # transaction (and frees SQLite's lock); otherwise it is a no-op rollback.
-                self._inline = create_engine(make_url(url).set(drivername="sqlite"))
+                self._inline = create_engine(
+                    make_url(url).set(drivername="sqlite"), json_serializer=_json_text,
+                    json_deserializer=orjson.loads,
+                )  # fmt: skip
                 event.listen(self._inline, "connect", _sqlite_pragmas)
                 event.listen(self._inline, "begin", _sqlite_begin)
         else:

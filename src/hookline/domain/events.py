@@ -139,8 +139,8 @@ def parse_new_event(
     """Validate one event from a publish call; errors name the field (e.g. ``events[3].type``)."""
     if not isinstance(raw, dict):
         raise ValidationFailed("must be a JSON object", field=where.rstrip(".") or "body")
-    unknown = sorted(set(raw) - _EVENT_FIELDS)
-    if unknown:
+    if not _EVENT_FIELDS.issuperset(raw):  # no set built per event (a tenth of a publish)
+        unknown = sorted(set(raw) - _EVENT_FIELDS)
         raise ValidationFailed("unknown field", field=f"{where}{unknown[0]}")
     event_type = check_type(raw.get("type"), open_catalog=open_catalog, field=f"{where}type")
     if category_of(event_type) == RESERVED_CATEGORY:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 
@@ -485,3 +485,28 @@ def test_format_ts_is_fixed_width_utc_with_z() -> None:
     assert len(format_ts(datetime(2024, 1, 1, tzinfo=UTC))) == 27
     assert format_ts(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00.000000Z"
     assert parse_ts(format_ts(moment)) == moment
+
+
+class _SummerTimeEnds(tzinfo):
+    """A zone whose wall clock repeats an hour: UTC+2 at ``fold=0``, UTC+1 at ``fold=1``
+    (like Europe/Berlin on 2024-10-27 02:00-03:00, without needing tzdata)."""
+
+    def utcoffset(self, moment: datetime | None) -> timedelta:
+        return timedelta(hours=1 if moment is not None and moment.fold else 2)
+
+    def dst(self, moment: datetime | None) -> timedelta:
+        return timedelta(hours=0 if moment is not None and moment.fold else 1)
+
+    def tzname(self, moment: datetime | None) -> str:
+        return "CET" if moment is not None and moment.fold else "CEST"
+
+
+def test_format_ts_caches_by_instant_not_by_wall_clock() -> None:
+    """Formatting is cached; the two readings of an ambiguous local time (``fold``) compare
+    equal as datetimes, yet are different instants and must not share a rendering."""
+    first = datetime(2024, 10, 27, 2, 30, tzinfo=_SummerTimeEnds())  # CEST, UTC+2
+    second = first.replace(fold=1)  # CET, UTC+1, an hour later
+    assert first == second
+    assert format_ts(first) == "2024-10-27T00:30:00.000000Z"
+    assert format_ts(second) == "2024-10-27T01:30:00.000000Z"
+    assert format_ts(first.astimezone(UTC)) == format_ts(first)

@@ -36,15 +36,18 @@ def check_type(event_type: object, *, open_catalog: bool, field: str = "type") -
     return event_type
 
 
-@functools.lru_cache(maxsize=4096)
 def format_ts(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds and ``Z``: fixed width, sorts as text.
-
-    Cached: the events of one publish share their timestamp, and a response and the worker's
-    rendering format every one of them (a twentieth of a publish, uncached). Equal instants
-    hash alike whatever their zone, and render alike."""
+    """RFC 3339 in UTC with microseconds and ``Z``: fixed width, sorts as text."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
+    return _format_utc(moment)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_utc(moment: datetime) -> str:
+    """Cached: the events of one publish share their timestamp, and a response and the
+    worker's rendering format every one of them (uncached, 10-15% of a publish). Keyed
+    on UTC values only, so equal keys are the same instant (``fold`` and zones aside)."""
     # isoformat is C and pads the year; strftime was a sixth of the time of a publish.
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 

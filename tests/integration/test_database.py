@@ -28,7 +28,7 @@ from hookline.store.deliveries import (
 )
 from hookline.store.events import EventQuery, append_events, list_events_for_tenant
 from hookline.store.migrate import migrate
-from hookline.store.tables import attempts, events, packages, tenants, webhook_state
+from hookline.store.tables import attempts, events, packages, tenants, webhook_state, webhooks
 from hookline.store.tenants import create_tenant
 from hookline.store.webhooks import create_webhook
 from tests.support import postgres
@@ -297,3 +297,65 @@ async def test_appended_events_are_stored_column_for_column(database: Database) 
         assert [e.seq for e in await list_events_for_tenant(conn, tenant_id, later)] == [1, 2]
         after = EventQuery(created_after=moment)
         assert [e.seq for e in await list_events_for_tenant(conn, tenant_id, after)] == [2]
+
+
+async def test_closing_a_package_locks_rows_in_the_documented_order(database: Database) -> None:
+    """The one-statement closing (PostgreSQL) must lock webhook_state before packages, like
+    every other writer (store/webhooks.py): here a DELETE holds the webhook's state and then
+    drops its pending packages while a worker closes one of them. The other order deadlocks
+    (the worker's statement would hold the package and wait for the state)."""
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: no row locks to order")
+    tenant_id, webhook_id, state = await _webhook(database)
+    first = await _open(database, tenant_id, webhook_id, state, events=state[1],
+                        expected_cursor=0)  # fmt: skip
+    delivered = Closing(_attempt(first, 200), failing=False, now=utcnow())
+    async with database.write() as conn:  # a PATCH: the worker's settings guard now fails
+        await conn.execute(
+            update(webhooks).where(webhooks.c.id == webhook_id).values(updated_at=utcnow())
+        )
+    async with database.engine.connect() as deleting:
+        await deleting.begin()
+        await deleting.execute(  # the DELETE's first steps: webhook, then its state
+            update(webhooks).where(webhooks.c.id == webhook_id).values(deleted_at=utcnow())
+        )
+        await deleting.execute(
+            update(webhook_state)
+            .where(webhook_state.c.webhook_id == webhook_id)
+            .values(open_package_id=None)
+        )
+
+        async def close() -> Any:
+            async with database.autocommit() as conn:
+                return await open_package(
+                    conn, tenant_id=tenant_id, webhook_id=webhook_id, owner="me",
+                    settings_at=state[0], size=100, now=utcnow(), events=state[1][:1],
+                    expected_cursor=3, closing=delivered,
+                )  # fmt: skip
+
+        closing = asyncio.create_task(close())
+        await _until_waiting_for_a_lock(database)
+        # The DELETE goes on to drop the pending package: it must not wait for the worker.
+        await deleting.execute(
+            update(packages).where(packages.c.id == first.id).values(status="dropped")
+        )
+        await deleting.commit()
+        assert await asyncio.wait_for(closing, 10) is None
+    [stored] = await _rows(database, packages)
+    assert stored.status == "dropped"  # the DELETE won; the try is still in the history
+    assert [row.package_id for row in await _rows(database, attempts)] == [first.id]
+
+
+async def _until_waiting_for_a_lock(database: Database) -> None:
+    for _ in range(200):
+        async with database.read() as conn:
+            waiting = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                )
+            )
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the closing statement never waited for the DELETE's lock")

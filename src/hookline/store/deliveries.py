@@ -129,9 +129,15 @@ _RECORD_ATTEMPT_PG = _INSERT_ATTEMPT_PG.add_cte(_FINISH_ATTEMPT.cte("finish"))
 _PACKAGE_COLUMNS = [c for c in packages.c if c.name in _PACKAGE_KEYS]
 
 
-def _recording_attempt(statement: Any) -> Any:
-    """``statement``, also recording a ``Closing``'s attempt (see ``_closing_params``)."""
-    return statement.add_cte(_FINISH_ATTEMPT.cte("finish"), _INSERT_ATTEMPT_PG.cte("attempt"))
+def _recording_attempt(statement: Any, *, after: Any = None) -> Any:
+    """``statement``, also recording a ``Closing``'s attempt (see ``_closing_params``). The
+    package's row is updated last, after ``after`` (a CTE) has run, so rows are locked in the
+    order of store/webhooks.py: webhook_state, then packages."""
+    finish = _FINISH_ATTEMPT
+    if after is not None:
+        # Reading ``after`` makes it run first; the condition itself always holds.
+        finish = finish.where(select(func.count()).select_from(after).scalar_subquery() >= 0)
+    return statement.add_cte(finish.cte("finish"), _INSERT_ATTEMPT_PG.cte("attempt"))
 
 
 @functools.cache
@@ -148,7 +154,8 @@ def _open_package_pg(statement: Update, failing: bool | None) -> Insert:
     unmoved = _settle_statement(closed=True, failing=failing).where(
         ~select(moved.c.webhook_id).exists()
     )
-    return _recording_attempt(opened.add_cte(unmoved.cte("closed")))
+    closed = unmoved.returning(webhook_state.c.webhook_id).cte("closed")
+    return _recording_attempt(opened.add_cte(closed), after=closed)
 
 
 @functools.cache

@@ -130,3 +130,45 @@ async def test_an_allow_listed_subnet_admits_only_itself() -> None:
     with pytest.raises(BlockedAddress):
         await resolver.resolve("internal.corp", 443)
     assert (await resolver.resolve("internal.corp", 443))[0]["host"] == "::ffff:10.20.3.4"
+
+
+async def test_a_response_header_that_is_not_utf8_is_recorded_not_fatal(
+    hookline: Any,
+) -> None:
+    """Header bytes that are not UTF-8 (here Latin-1 ``café``) reach us as lone surrogates,
+    which orjson refuses to encode. They are stored as U+FFFD; the attempt is recorded and
+    the package settled, instead of the write failing and the package being re-sent."""
+    requests: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        requests.append(await reader.readexactly(length))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nX-Name: caf\xe9\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\nok"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        acme = await hookline.tenant("acme")
+        webhook = await acme.create_webhook(f"http://127.0.0.1:{port}/in")
+        await acme.publish({"type": "ORDER.FILLED", "object": {"n": 1}})
+        [attempt] = await eventually(
+            lambda: _attempts(acme, webhook["id"]), what="a recorded attempt"
+        )
+        packages = (await acme.get(f"/webhooks/{webhook['id']}/packages"))["data"]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert attempt["status_code"] == 200
+    assert attempt["response_headers"]["x-name"] == "caf\ufffd"
+    assert [p["status"] for p in packages] == ["delivered"]
+    assert len(requests) == 1

@@ -54,6 +54,14 @@ def _literal_address(url: str) -> IPAddress | None:
     return parse_ip(urlsplit(url).hostname or "")
 
 
+def _text(header: str) -> str:
+    """A response header as stored: aiohttp keeps bytes that are not UTF-8 as lone
+    surrogates, which are not text; they become U+FFFD, as in the body's excerpt."""
+    if header.isascii():
+        return header
+    return header.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 class Sender:
     """Sends packages over one connection pool; create in a running loop, ``close`` at the end."""
 
@@ -106,7 +114,7 @@ class Sender:
                 return SendResult(
                     response.status,
                     (time.perf_counter() - started) * 1000,
-                    {k.lower(): v[:500] for k, v in kept},
+                    {_text(k.lower()): _text(v[:500]) for k, v in kept},
                     excerpt.decode("utf-8", "replace"),
                 )
         except TimeoutError:

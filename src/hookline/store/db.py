@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -79,7 +80,14 @@ def _ping_idle_connections(engine: Engine) -> None:
 
 
 def _json_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    """orjson, or the standard library for what orjson refuses (text that is not valid
+    UTF-8, which it cannot encode): a write must not fail on what it was given. Reads stay
+    with the standard library's decoder, which reads both (orjson does not read the escaped
+    lone surrogates the standard library writes)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
 class _InlineConnection(AsyncConnection):
@@ -112,9 +120,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
-        # JSON columns (a package's event ids, a response's headers) through orjson: the
-        # standard library's encoder was 5 µs of every delivered package.
-        options: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+        # JSON columns (a package's event ids, a response's headers) are written through
+        # orjson: the standard library's encoder was 5 µs of every delivered package.
+        options: dict[str, Any] = {"json_serializer": _json_text}
         self._inline: Engine | None = None
         if self.is_sqlite:
             if ":memory:" in url or not make_url(url).database:
@@ -123,9 +131,8 @@ class Database:
                 # The pool's reset on return stays: after a failed COMMIT it is what ends the
                 # transaction (and frees SQLite's lock); otherwise it is a no-op rollback.
                 self._inline = create_engine(
-                    make_url(url).set(drivername="sqlite"), json_serializer=_json_text,
-                    json_deserializer=orjson.loads,
-                )  # fmt: skip
+                    make_url(url).set(drivername="sqlite"), json_serializer=_json_text
+                )
                 event.listen(self._inline, "connect", _sqlite_pragmas)
                 event.listen(self._inline, "begin", _sqlite_begin)
         else:

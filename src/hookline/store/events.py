@@ -104,15 +104,19 @@ async def _insert(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
     ``COPY`` on PostgreSQL, ``executemany`` of plain tuples on SQLite. SQLAlchemy's per-row
     parameter processing cost more than the insert itself (a third of a publish's time)."""
     if conn.dialect.name == "postgresql":
-        # After the tenant-row lock, so the transaction has begun on this connection.
+        # After the tenant-row lock, so the transaction has begun on this connection (the
+        # adapter begins lazily, at the first statement through it).
         driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
+        assert driver is not None and driver.is_in_transaction(), "COPY outside a transaction"
         await driver.copy_records_to_table("events", records=rows, columns=COLUMNS)
         return
     as_text = events.c.created_at.type.bind_processor(conn.dialect)  # UTCDateTime's text
     assert as_text is not None
-    texts = {moment: as_text(moment) for moment in {row[5] for row in rows}}  # mostly one
-    rows = [(*row[:5], texts[row[5]], *row[6:]) for row in rows]
+    # Once per distinct timestamp (a publish mostly shares one), keyed on UTC values: equal
+    # datetimes in another zone may be different instants (``fold``).
+    utc = [row[5] if row[5].tzinfo is UTC else row[5].astimezone(UTC) for row in rows]
+    texts = {moment: as_text(moment) for moment in set(utc)}
+    rows = [(*row[:5], texts[moment], *row[6:]) for row, moment in zip(rows, utc, strict=True)]
     await conn.exec_driver_sql(_INSERT_SQLITE, rows)
 
 

@@ -104,3 +104,30 @@ def _autocommit(name: str):  # type: ignore[no-untyped-def]
         return tx.autocommit
 
     return unit
+
+
+async def test_a_lone_unit_that_fails_once_runs_again(db: Database) -> None:
+    """As in a failed shared transaction, a unit gets a second run before its error is
+    reported, also alone and without a transaction (a deadlock victim, say)."""
+    batcher = WriteBatcher(db)
+    runs = 0
+
+    async def flaky(tx: Tx) -> str:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("deadlock detected")
+        return await _add("second")(tx)
+
+    assert await batcher.run(flaky, one_write=True) == "second"
+    assert runs == 2
+    assert await _names(db) == {"second"}
+
+    async def broken(tx: Tx) -> None:
+        nonlocal runs
+        runs += 1
+        raise RuntimeError("still failing")
+
+    with pytest.raises(RuntimeError, match="still failing"):
+        await batcher.run(broken, one_write=True)
+    assert runs == 4  # twice each

@@ -48,20 +48,26 @@ class WriteBatcher:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-            if len(batch) == 1 and batch[0][2] and not self.db.is_sqlite:
-                await self._one_by_one(batch)
-                continue
             try:
-                async with self.db.write() as conn:
-                    tx = Tx(conn)
-                    results = [await unit(tx) for unit, _, _ in batch]
-                    await tx.flush()
+                if self._lone(batch):
+                    results = [await self._alone(batch[0][0], True)]
+                else:
+                    async with self.db.write() as conn:
+                        tx = Tx(conn)
+                        results = [await unit(tx) for unit, _, _ in batch]
+                        await tx.flush()
             except Exception:
+                # Each unit runs again on its own (a lone one once more): a deadlock or a
+                # dropped connection need not cost the webhook an error pause and a re-send.
                 await self._one_by_one(batch)
                 continue
             for (_, future, _), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+    def _lone(self, batch: list[Queued]) -> bool:
+        """One ``one_write`` unit on PostgreSQL: it runs without a transaction."""
+        return len(batch) == 1 and batch[0][2] and not self.db.is_sqlite
 
     async def _one_by_one(self, batch: list[Queued]) -> None:
         for unit, future, one_write in batch:

@@ -22,6 +22,7 @@ from bench.common import (
     publish_api,
     start_api,
 )
+from bench.report import ingest_limit
 from bench.scenarios import Context
 
 BATCH = 500
@@ -43,12 +44,11 @@ def _rows(tenant_id: str, total: int) -> list[tuple[Any, ...]]:
     return rows
 
 
-COLUMNS = ("tenant_id", "seq", "id", "type", "category", "created_at", "object", "size")
-
-
 def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
     """sqlite3, the driver Hookline writes with (store/db.py), with Hookline's pragmas."""
     import sqlite3
+
+    from hookline.store.events import COLUMNS
 
     sql = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     rows = [(*r[:5], r[5].replace(tzinfo=None).isoformat(" "), *r[6:]) for r in rows]
@@ -68,6 +68,8 @@ def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
 
 async def _raw_postgres(url: str, rows: list[tuple[Any, ...]], copy: bool) -> float:
     import asyncpg
+
+    from hookline.store.events import COLUMNS
 
     placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 1))
     sql = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({placeholders})"
@@ -146,7 +148,7 @@ def run(ctx: Context) -> None:
         if "raw_copy" in med:
             ctx.table.add("ingest", f"{kind}: raw insert, asyncpg COPY", med["raw_copy"],
                           "events/s")  # fmt: skip
-        limit = med.get("raw_copy", med["raw"])  # the driver's path append_events takes
+        limit = ingest_limit(med)
         ctx.table.add("ingest", f"{kind}: POST /events / raw insert", med["api"] / limit,
                       "ratio")  # fmt: skip
         ctx.table.add("ingest", f"{kind}: Python publish / raw insert",

@@ -37,8 +37,8 @@ class WriteBatcher:
 
     async def run(self, unit: Callable[[Tx], Awaitable[T]], *, one_write: bool = False) -> T:
         """Run ``unit`` in a write transaction shared with other units; its result, once
-        committed. ``one_write``: the unit reads, then writes at most one statement, executed
-        at once (nothing with ``Tx.later``)."""
+        committed. ``one_write``: on PostgreSQL, the unit reads, then writes at most one
+        statement, executed at once (nothing with ``Tx.later``); SQLite ignores it."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((unit, future, one_write))
         if self._draining is None or self._draining.done():

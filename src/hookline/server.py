@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 
 import structlog
 import uvicorn
+from fastapi import FastAPI
 from prometheus_client import start_http_server
 
 from hookline import metrics
@@ -22,6 +24,9 @@ from hookline.store.migrate import migrate
 log = structlog.get_logger("hookline.server")
 KEY_REFRESH_SECONDS = 60.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Collect the youngest generation every 10,000 net allocations instead of 700: a publish or
+# a package allocates thousands of short-lived objects, freed by reference counting anyway.
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 async def _refresh_keys(services: Services) -> None:
@@ -66,13 +71,15 @@ async def run(
                signer=services.signer)
         if worker else None
     )  # fmt: skip
+    app = create_app(services) if api else None
+    _settle_heap()
     tasks = [asyncio.create_task(_refresh_keys(services))]
     if delivery is not None:
         tasks.append(asyncio.create_task(delivery.run()))
         await delivery.wait_ready()
     try:
-        if api:
-            await _serve_api(services, host, port)
+        if app is not None:
+            await _serve_api(app, host, port)
         else:
             if metrics_port is not None:
                 start_http_server(metrics_port, addr=host, registry=metrics.REGISTRY)
@@ -104,9 +111,22 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-async def _serve_api(services: Services, host: str, port: int) -> None:
+def _settle_heap() -> None:
+    """Once started: freeze what start-up built (modules, the app, settings) out of the cyclic
+    garbage collector's sight, and collect the youngest generation less often.
+
+    With the defaults, the collector took about a sixth of the API's time during a publish:
+    every 700 allocations it traversed the young objects, and each full collection every
+    object the process holds. Reference counting frees nearly all our garbage; the collector
+    only has cycles to find, and now finds them among what was made since start-up."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+async def _serve_api(app: FastAPI, host: str, port: int) -> None:
     config = uvicorn.Config(
-        create_app(services),
+        app,
         host=host,
         port=port,
         log_level="warning",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import struct
 import time
 import uuid
 from datetime import UTC, datetime
 
 _last_ms = 0  # the millisecond of the last id handed out
 _counter = 0  # rand_a of the last id: counts ids within that millisecond
+_prefix_ms, _prefix = -1, ""  # the id text's first two groups, for the millisecond _prefix_ms
 
 
 def new_id() -> str:
@@ -23,17 +26,31 @@ def new_id() -> str:
     package we used before added a millisecond per id instead, so under load its timestamps
     ran seconds into the future, and retention, which reads them, drifted with them.)
     """
-    global _last_ms, _counter
+    return new_ids(1)[0]
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` ids as ``new_id`` makes them, in increasing order, from one reading of the
+    clock and one read of the system's random source (that read, once per id, was most of
+    the cost of an id, and a publish of 500 events needs 500)."""
+    global _last_ms, _counter, _prefix_ms, _prefix
     now_ms = time.time_ns() // 1_000_000
-    if now_ms > _last_ms:
-        _last_ms, _counter = now_ms, secrets.randbits(11)
-    else:
-        _counter += 1
-        if _counter > 0xFFF:
-            _last_ms, _counter = _last_ms + 1, secrets.randbits(11)
-    value = (_last_ms << 80) | 0x7000 << 64 | _counter << 64 | 0b10 << 62 | secrets.randbits(62)
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    made = []
+    for noise in struct.unpack(f"<{count}Q", os.urandom(8 * count)):
+        if now_ms > _last_ms:
+            _last_ms, _counter = now_ms, secrets.randbits(11)
+        else:
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms, _counter = _last_ms + 1, secrets.randbits(11)
+        if _last_ms != _prefix_ms:  # the 48-bit timestamp: the first two groups
+            _prefix_ms, _prefix = _last_ms, f"{_last_ms >> 16:08x}-{_last_ms & 0xFFFF:04x}-"
+        # Version 7 and the counter; variant 0b10 and 14 random bits; 48 more random bits.
+        # (%-formatting: a third faster here than an f-string of four format specs.)
+        made.append("%s%04x-%04x-%012x" % (  # noqa: UP031
+            _prefix, 0x7000 | _counter, 0x8000 | (noise >> 48 & 0x3FFF), noise & 0xFFFFFFFFFFFF
+        ))  # fmt: skip
+    return made
 
 
 def is_id(text: str) -> bool:

@@ -186,6 +186,8 @@ async def test_ids_are_per_tenant(api: Hookline, acme: Tenant) -> None:
         ([{"type": "ORDER.FILLED", "object": {}}], "body"),
         ("ORDER.FILLED", "body"),
         ({"type": "ORDER.FILLED", "object": {"big": "x" * 262_144}}, "object"),
+        # 131,077 characters, but 262,145 bytes of JSON: the limit counts bytes
+        ({"type": "ORDER.FILLED", "object": {"big": "é" * 131_068}}, "object"),
     ],
 )
 async def test_publish_rejects_bad_events(acme: Tenant, body: Any, field: str) -> None:

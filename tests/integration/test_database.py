@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 
-from hookline.domain.events import NewEvent, wire_size
+from hookline.domain.events import CategoryBatch, NewEvent, Published, wire_size
 from hookline.domain.webhooks import WebhookSpec
 from hookline.ids import utcnow
 from hookline.store import db as db_module
@@ -281,7 +281,8 @@ async def test_appended_events_are_stored_column_for_column(database: Database) 
             NewEvent("ORDER.FILLED", '{"n":1}', created_at=moment),
             NewEvent("USER_CHECK.PASSED", '{"é":"ü"}'),
         ]
-        stored = (await append_events(conn, tenant_id, batch, now=utcnow())).appended
+        result = await append_events(conn, tenant_id, batch, now=utcnow())
+    stored = result.appended
     rows = sorted(await _rows(database, events), key=lambda row: row.seq)
     assert [(r.seq, r.id, r.type, r.category, r.object) for r in rows] == [
         (1, stored[0].id, "ORDER.FILLED", "ORDER", '{"n":1}'),
@@ -292,6 +293,11 @@ async def test_appended_events_are_stored_column_for_column(database: Database) 
     ]
     assert rows[0].created_at == moment
     assert rows[1].created_at == stored[1].created_at
+    # the wake-up notice is made from the same rows: sizes and oldest event per category
+    assert result.notice == Published(tenant_id, 2, {
+        "ORDER": CategoryBatch(rows[0].size, moment),
+        "USER_CHECK": CategoryBatch(rows[1].size, stored[1].created_at),
+    })  # fmt: skip
     async with database.read() as conn:
         later = EventQuery(created_after=moment - timedelta(microseconds=1))
         assert [e.seq for e in await list_events_for_tenant(conn, tenant_id, later)] == [1, 2]

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from hookline import ids
-from hookline.ids import is_id, new_id
+from hookline.ids import is_id, new_id, new_ids
 
 
 @pytest.fixture(autouse=True)
@@ -54,3 +54,24 @@ def test_a_clock_stepping_back_does_not_reorder_ids(monkeypatch: pytest.MonkeyPa
     now[0] -= 5_000 * 1_000_000  # five seconds back
     second = new_id()
     assert second > first and _ms(second) == _ms(first)
+
+
+def test_a_batch_of_ids_continues_the_same_order() -> None:
+    before = new_id()
+    batch = new_ids(3000)  # more than one millisecond's counter can hold after a high seed
+    after = new_id()
+    made = [before, *batch, after]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    for made_id in batch:
+        parsed = uuid.UUID(made_id)
+        assert (parsed.version, parsed.variant, str(parsed)) == (7, uuid.RFC_4122, made_id)
+    assert new_ids(0) == []
+
+
+def test_a_batch_draws_fresh_random_bits_for_every_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    frozen = 1_800_000_000_000 * 1_000_000
+    monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)
+    batch = new_ids(1000)
+    # same millisecond, consecutive counters: only the 62 random bits tell ids apart beyond it
+    assert {_ms(m) for m in batch} == {frozen // 1_000_000}
+    assert len({m[19:] for m in batch}) == len(batch)

@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 from hookline.catalog import EVENT_TYPES
 from hookline.delivery.payload import event_item, package_body
-from hookline.domain.events import StoredEvent, format_ts, parse_ts, summarize, wire_size
+from hookline.domain.events import (
+    StoredEvent,
+    category_of,
+    event_size,
+    format_ts,
+    notice_of,
+    parse_ts,
+    wire_size,
+)
 from hookline.domain.packing import ENVELOPE_OVERHEAD
 
 WEBHOOK_ID = "0b7c5a52-3f5e-4d8e-9c1a-2b3c4d5e6f70"
@@ -105,11 +113,12 @@ def test_empty_package_is_an_empty_payload() -> None:
     assert package_body([], WEBHOOK_ID) == b'{"payload":[]}'
 
 
-def test_summarize_adds_wire_sizes_per_category() -> None:
+def test_the_notice_adds_wire_sizes_per_category() -> None:
     late = event(4, "ORDER.CANCELLED", {"id": "o-2"}, at=T0 - timedelta(minutes=1))
     appended = [*SAMPLE, late]
-    published = summarize("tenant-1", appended)
-    assert published is not None
+    entries = [(category_of(e.type), event_size(e.type, e.object_json), e.created_at)
+               for e in appended]  # fmt: skip
+    published = notice_of("tenant-1", 4, entries)
     assert published.tenant_id == "tenant-1"
     assert published.last_seq == 4
     assert set(published.categories) == {"ORDER", "USER"}
@@ -119,7 +128,6 @@ def test_summarize_adds_wire_sizes_per_category() -> None:
     user = published.categories["USER"]
     assert user.size == expected_length([SAMPLE[2]]) - ENVELOPE_OVERHEAD
     assert user.first_created_at == SAMPLE[2].created_at
-    assert summarize("tenant-1", []) is None
 
 
 # --------------------------------------------------------------------------- property

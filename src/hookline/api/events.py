@@ -20,7 +20,6 @@ from hookline.domain.events import (
     NewEvent,
     event_json,
     parse_new_event,
-    summarize,
 )
 from hookline.errors import NotFound, ValidationFailed
 from hookline.ids import utcnow
@@ -71,7 +70,14 @@ def _parse_publish(body: bytes, *, open_catalog: bool, limit: int) -> tuple[list
         items = raw["events"]
         if not 1 <= len(items) <= limit:
             raise ValidationFailed(f"give 1..{limit} events per call", field="events")
-        return [check(e, where=f"events[{i}].") for i, e in enumerate(items)], True
+        try:
+            return [check(item) for item in items], True
+        except ValidationFailed:
+            # Check again, naming the place, only now: formatting it for every event was a
+            # few percent of a publish. The first event that fails is the one reported.
+            for index, item in enumerate(items):
+                check(item, where=f"events[{index}].")
+            raise
     return [check(raw)], False
 
 
@@ -94,7 +100,7 @@ async def publish(request: Request, principal: Publisher) -> Response:
     )
     async with services.db.write() as conn:
         result = await append_events(conn, principal.tenant_id, batch, now=utcnow())
-    services.wakeups.published(summarize(principal.tenant_id, result.appended))
+    services.wakeups.published(result.notice)
     metrics.EVENTS_PUBLISHED.inc(len(result.appended))
     if many:
         return _json({"events": [event_json(e) for e in result.events]}, 201)

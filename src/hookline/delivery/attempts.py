@@ -15,7 +15,7 @@ from hookline.config import Settings
 from hookline.delivery.runtime import Runtime
 from hookline.delivery.sender import SendResult
 from hookline.delivery.wakeups import Wakeups
-from hookline.domain.events import NewEvent, Published, format_ts, summarize
+from hookline.domain.events import NewEvent, Published, format_ts
 from hookline.domain.retry import Decision, Outcome, RetryPolicy, Verdict, decide
 from hookline.ids import utcnow
 from hookline.store.db import Later
@@ -142,7 +142,7 @@ class AttemptRecorder:
             return None
         disabled = _disabled_event(runtime, decision.reason, now)
         appended = await append_events(conn, runtime.tenant_id, [disabled], now=now)
-        return summarize(runtime.tenant_id, appended.appended)
+        return appended.notice
 
     def settled(
         self,

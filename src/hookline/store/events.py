@@ -11,10 +11,17 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hookline.domain.events import NewEvent, StoredEvent, category_of, wire_size
+from hookline.domain.events import (
+    NewEvent,
+    Published,
+    StoredEvent,
+    category_of,
+    event_size,
+    notice_of,
+)
 from hookline.domain.packing import Waiting
 from hookline.domain.webhooks import CategoryFilter
-from hookline.ids import is_id, new_id
+from hookline.ids import is_id, new_ids
 from hookline.store.tables import events, tenants
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -32,6 +39,7 @@ class AppendResult:
 
     events: list[StoredEvent]
     appended: list[StoredEvent]
+    notice: Published | None = None  # the wake-up notice for ``appended``, if any
 
 
 async def _existing(
@@ -64,6 +72,7 @@ async def append_events(
     given = [event.id for event in batch if event.id]
     known = await _existing(conn, tenant_id, given) if given else {}
     seq, clock = head.last_seq, max(now, head.last_created_at or _EPOCH)
+    fresh = iter(new_ids(len(batch) - len(given)))
     result = AppendResult(events=[], appended=[])
     for new in batch:
         if new.id and new.id in known:
@@ -71,7 +80,7 @@ async def append_events(
             continue
         seq += 1
         stored = StoredEvent(
-            seq, new.id or new_id(), new.type, new.created_at or clock, new.object_json
+            seq, new.id or next(fresh), new.type, new.created_at or clock, new.object_json
         )
         known[stored.id] = stored
         result.events.append(stored)
@@ -82,7 +91,10 @@ async def append_events(
             .where(tenants.c.id == tenant_id)
             .values(last_seq=seq, last_created_at=clock)
         )
-        await _insert(conn, [event_row(tenant_id, e) for e in result.appended])
+        rows = [event_row(tenant_id, e) for e in result.appended]
+        # (category, size, created_at) of each row: see COLUMNS
+        result.notice = notice_of(tenant_id, seq, ((r[4], r[7], r[5]) for r in rows))
+        await _insert(conn, rows)
     return result
 
 
@@ -92,10 +104,9 @@ _INSERT_SQLITE = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(
 
 def event_row(tenant_id: str, event: StoredEvent) -> tuple[Any, ...]:
     """An event's row in the log, in ``COLUMNS`` order."""
-    size = wire_size(event.type, len(event.object_json.encode()))
     return (
         tenant_id, event.seq, event.id, event.type, category_of(event.type), event.created_at,
-        event.object_json, size,
+        event.object_json, event_size(event.type, event.object_json),
     )  # fmt: skip
 
 

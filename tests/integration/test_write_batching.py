@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from hookline.delivery.batching import WriteBatcher
 from hookline.ids import utcnow
+from hookline.store import db as db_module
 from hookline.store.db import Database, Tx
 from hookline.store.migrate import migrate
 from hookline.store.tables import tenants
@@ -131,3 +133,55 @@ async def test_a_lone_unit_that_fails_once_runs_again(db: Database) -> None:
     with pytest.raises(RuntimeError, match="still failing"):
         await batcher.run(broken, one_write=True)
     assert runs == 4  # twice each
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.autocommit() as conn:
+        return int(await conn.scalar(text("SELECT pg_backend_pid()")))
+
+
+async def test_the_autocommit_connection_is_kept_while_in_use(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-to-back single writes keep one connection (a checkout and two isolation-level
+    switches per write cost more than the write); after an error or a rest it goes back to
+    the pool, and the next use checks one out again."""
+    if db.is_sqlite:
+        pytest.skip("SQLite writes go through write() and its lock")
+    checkouts = 0
+
+    def count(*_: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    event.listen(db.engine.sync_engine, "checkout", count)
+    first = await _backend_pid(db)
+    for _ in range(5):
+        assert await _backend_pid(db) == first
+    assert checkouts == 1
+    with pytest.raises(DBAPIError):
+        async with db.autocommit() as conn:
+            await conn.execute(text("SELECT 1 / 0"))
+    async with db.autocommit() as conn:  # checked out again
+        await _add("after-error")(Tx(conn, autocommit=True))
+    assert checkouts == 2
+    assert await _names(db) == {"after-error"}
+    checkouts -= 1  # that read's
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)  # every use now follows a rest
+    await _backend_pid(db)
+    await _backend_pid(db)
+    assert checkouts == 4
+
+
+async def test_a_lone_unit_survives_its_kept_connection_being_cut(db: Database) -> None:
+    """A server restart or a proxy cuts the kept connection: the lone unit fails once on it,
+    then runs again on a fresh one (see the batcher), and the webhook loses nothing."""
+    if db.is_sqlite:
+        pytest.skip("SQLite writes go through write() and its lock")
+    batcher = WriteBatcher(db)
+    kept = await _backend_pid(db)
+    async with db.read() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": kept})
+    assert await batcher.run(_autocommit("survivor"), one_write=True) is True
+    assert await _names(db) == {"survivor"}
+    assert await _backend_pid(db) != kept

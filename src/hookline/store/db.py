@@ -145,6 +145,9 @@ class Database:
             _ping_idle_connections(self.engine.sync_engine)
         # SQLite has one writer at a time; queueing writers here beats spinning on SQLITE_BUSY.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._autocommit: AsyncConnection | None = None  # kept between uses (see autocommit)
+        self._autocommit_used = 0.0
+        self._autocommit_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -175,10 +178,33 @@ class Database:
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
         """A connection on which every statement commits on its own (PostgreSQL only: for a
-        single write, it saves the ``BEGIN`` and ``COMMIT`` round trips)."""
+        single write, it saves the ``BEGIN`` and ``COMMIT`` round trips). One user at a time.
+
+        The connection is kept between uses while they follow each other closely: checking
+        one out of the pool and switching its isolation level, then back, cost more than the
+        statement itself. After a rest, or an error, it goes back to the pool, whose checkout
+        pings a connection that rested (see ``_ping_idle_connections``)."""
         assert not self.is_sqlite, "SQLite writes go through write() and its lock"
-        async with self.engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        async with self._autocommit_lock:
+            conn = self._autocommit
+            if conn is not None and time.monotonic() - self._autocommit_used >= PING_AFTER_IDLE:
+                self._autocommit = None
+                await conn.close()
+                conn = None
+            if conn is None:
+                conn = await self.engine.connect()
+                try:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                except BaseException:
+                    await conn.close()
+                    raise
+            try:
+                yield conn
+            except BaseException:
+                self._autocommit = None  # it may be broken: the pool checks or replaces it
+                await conn.close()
+                raise
+            self._autocommit, self._autocommit_used = conn, time.monotonic()
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -186,6 +212,9 @@ class Database:
             await conn.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
+        if self._autocommit is not None:
+            conn, self._autocommit = self._autocommit, None
+            await conn.close()
         await self.engine.dispose()
         if self._inline is not None:
             self._inline.dispose()

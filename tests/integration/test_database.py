@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 
 from hookline.domain.events import CategoryBatch, NewEvent, Published, wire_size
-from hookline.domain.webhooks import WebhookSpec
+from hookline.domain.webhooks import CategoryFilter, WebhookSpec
 from hookline.ids import utcnow
 from hookline.store import db as db_module
 from hookline.store.db import Database, Tx
@@ -26,12 +26,19 @@ from hookline.store.deliveries import (
     open_package,
     record_attempt,
 )
-from hookline.store.events import EventQuery, append_events, list_events_for_tenant
+from hookline.store.events import (
+    EventQuery,
+    append_events,
+    list_events_for_tenant,
+    waiting_events,
+)
 from hookline.store.migrate import migrate
 from hookline.store.tables import attempts, events, packages, tenants, webhook_state, webhooks
 from hookline.store.tenants import create_tenant
 from hookline.store.webhooks import create_webhook
 from tests.support import postgres
+
+AHEAD = timezone(timedelta(hours=2))  # a zone other than UTC
 
 
 @pytest.fixture
@@ -278,7 +285,7 @@ async def test_appended_events_are_stored_column_for_column(database: Database) 
     async with database.write() as conn:
         tenant_id = await create_tenant(conn, "acme")
         batch = [
-            NewEvent("ORDER.FILLED", '{"n":1}', created_at=moment),
+            NewEvent("ORDER.FILLED", '{"n":1}', created_at=moment.astimezone(AHEAD)),
             NewEvent("USER_CHECK.PASSED", '{"é":"ü"}'),
         ]
         result = await append_events(conn, tenant_id, batch, now=utcnow())
@@ -293,6 +300,13 @@ async def test_appended_events_are_stored_column_for_column(database: Database) 
     ]
     assert rows[0].created_at == moment
     assert rows[1].created_at == stored[1].created_at
+    async with database.read() as conn:  # as the worker reads them
+        waiting = await waiting_events(
+            conn, tenant_id, after=0, category_filter=CategoryFilter(None, frozenset()), limit=5
+        )
+    for read in [*(row.created_at for row in rows), *(event.created_at for _, event in waiting)]:
+        assert read.tzinfo is UTC  # read back aware, in UTC, whatever zone it was written in
+    assert [event.created_at for _, event in waiting] == [moment, stored[1].created_at]
     # the wake-up notice is made from the same rows: sizes and oldest event per category
     assert result.notice == Published(tenant_id, 2, {
         "ORDER": CategoryBatch(rows[0].size, moment),

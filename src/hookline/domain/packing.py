@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 ENVELOPE_OVERHEAD = len('{"payload":[]}') - 1  # minus the trailing comma counted per event
 
 
-@dataclass(frozen=True, slots=True)
-class Waiting:
-    """What packing needs to know about a waiting event."""
+class Waiting(NamedTuple):
+    """What packing needs to know about a waiting event. (A named tuple: the worker makes
+    one per event it reads, and a frozen dataclass is four times slower to make.)"""
 
     seq: int
     size: int  # bytes on the wire, see domain.events.wire_size

@@ -193,7 +193,7 @@ async def waiting_events(
     # Unpacked by position: the worker reads a window for every few packages it sends.
     return [
         (Waiting(seq, size, created_at), StoredEvent(seq, event_id, event_type, created_at, body))
-        for seq, event_id, event_type, created_at, body, size in rows
+        for seq, event_id, event_type, created_at, body, size in rows.all()
     ]
 
 

@@ -61,9 +61,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return _sqlite_text
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
-        if dialect.name != "sqlite":
-            return super().result_processor(dialect, coltype)
-        return _sqlite_datetime
+        if dialect.name == "sqlite":
+            return _sqlite_datetime
+        if dialect.driver == "asyncpg":
+            # asyncpg hands ``timestamptz`` back as aware datetimes in UTC already: no call
+            # per value (the worker's window reads return a timestamp with every event).
+            return None
+        return super().result_processor(dialect, coltype)
 
 
 def _sqlite_text(value: datetime | None) -> str | None:

@@ -29,13 +29,20 @@ def category_of(event_type: str) -> str:
 
 def check_type(event_type: object, *, open_catalog: bool, field: str = "type") -> str:
     """Validate an event type against the syntax and (unless open) the catalogue."""
-    problem = _type_problem(event_type, open_catalog) if isinstance(event_type, str) else _SYNTAX
+    problem = _type_problem(event_type, open_catalog) if _typelike(event_type) else _SYNTAX
     if problem is not None:
         raise ValidationFailed(problem, field=field)
     return event_type  # type: ignore[return-value]  # a str: _type_problem had none
 
 
 _SYNTAX = "type must look like CATEGORY.ACTION in upper case, e.g. ORDER.FILLED"
+_LONGEST_TYPE = 64 + 1 + 64  # what TYPE_PATTERN admits
+
+
+def _typelike(value: object) -> bool:
+    """A string short enough to be a type: only those reach the cached checks, so a producer
+    sending long junk cannot make the caches keep it."""
+    return isinstance(value, str) and len(value) <= _LONGEST_TYPE
 
 
 @functools.lru_cache(maxsize=1024)
@@ -168,7 +175,7 @@ def parse_new_event(
         unknown = sorted(set(raw) - _EVENT_FIELDS)
         raise ValidationFailed("unknown field", field=f"{where}{unknown[0]}")
     event_type = raw.get("type")
-    problem = _publish_problem(event_type, open_catalog) if isinstance(event_type, str) else _SYNTAX
+    problem = _publish_problem(event_type, open_catalog) if _typelike(event_type) else _SYNTAX
     if problem is not None:
         raise ValidationFailed(problem, field=f"{where}type")
     body = raw.get("object")

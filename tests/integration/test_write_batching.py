@@ -143,9 +143,9 @@ async def _backend_pid(db: Database) -> int:
 async def test_the_autocommit_connection_is_kept_while_in_use(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Back-to-back single writes keep one connection (a checkout and two isolation-level
-    switches per write cost more than the write); after an error or a rest it goes back to
-    the pool, and the next use checks one out again."""
+    """Single writes keep one connection (a checkout and two isolation-level switches per
+    write cost more than the write); after an error it goes back to the pool, and the next
+    use checks one out again; after a rest it is pinged, and kept if it answers."""
     if db.is_sqlite:
         pytest.skip("SQLite writes go through write() and its lock")
     checkouts = 0
@@ -167,10 +167,29 @@ async def test_the_autocommit_connection_is_kept_while_in_use(
     assert checkouts == 2
     assert await _names(db) == {"after-error"}
     checkouts -= 1  # that read's
+    kept = await _backend_pid(db)
     monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.0)  # every use now follows a rest
-    await _backend_pid(db)
-    await _backend_pid(db)
-    assert checkouts == 4
+    assert [await _backend_pid(db), await _backend_pid(db)] == [kept, kept]
+    assert checkouts == 2
+
+
+async def test_a_kept_connection_cut_while_it_rested_is_replaced_before_use(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server restart or a proxy's idle timeout cuts the kept connection while the worker
+    has nothing to send: the ping after the rest finds out, and the write goes through on
+    another connection, without an error."""
+    if db.is_sqlite:
+        pytest.skip("SQLite writes go through write() and its lock")
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE", 0.2)
+    kept = await _backend_pid(db)
+    async with db.read() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": kept})
+    await asyncio.sleep(0.3)  # a rest, spent checked out: the pool's own ping never sees it
+    async with db.autocommit() as conn:
+        await _add("after-rest")(Tx(conn, autocommit=True))
+    assert await _names(db) == {"after-rest"}
+    assert await _backend_pid(db) != kept
 
 
 async def test_a_lone_unit_survives_its_kept_connection_being_cut(db: Database) -> None:

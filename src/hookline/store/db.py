@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -180,29 +181,30 @@ class Database:
         """A connection on which every statement commits on its own (PostgreSQL only: for a
         single write, it saves the ``BEGIN`` and ``COMMIT`` round trips). One user at a time.
 
-        The connection is kept between uses while they follow each other closely: checking
-        one out of the pool and switching its isolation level, then back, cost more than the
-        statement itself. After a rest, or an error, it goes back to the pool, whose checkout
-        pings a connection that rested (see ``_ping_idle_connections``)."""
+        The connection is kept between uses: checking one out of the pool and switching its
+        isolation level, then back, cost more than the statement itself. After a rest (as
+        long as the pool's, ``PING_AFTER_IDLE``) it is pinged first, and replaced if the ping
+        fails; after an error it goes back to the pool, which checks or replaces it."""
         assert not self.is_sqlite, "SQLite writes go through write() and its lock"
         async with self._autocommit_lock:
-            conn = self._autocommit
+            conn, self._autocommit = self._autocommit, None
             if conn is not None and time.monotonic() - self._autocommit_used >= PING_AFTER_IDLE:
-                self._autocommit = None
-                await conn.close()
-                conn = None
+                try:
+                    await conn.exec_driver_sql("SELECT 1")
+                except Exception:  # cut while it rested (a restart, a proxy): take another
+                    await _discard(conn)
+                    conn = None
             if conn is None:
                 conn = await self.engine.connect()
                 try:
                     conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 except BaseException:
-                    await conn.close()
+                    await _discard(conn)
                     raise
             try:
                 yield conn
             except BaseException:
-                self._autocommit = None  # it may be broken: the pool checks or replaces it
-                await conn.close()
+                await _discard(conn)  # it may be broken: the pool checks or replaces it
                 raise
             self._autocommit, self._autocommit_used = conn, time.monotonic()
 
@@ -214,10 +216,17 @@ class Database:
     async def close(self) -> None:
         if self._autocommit is not None:
             conn, self._autocommit = self._autocommit, None
-            await conn.close()
+            await _discard(conn)
         await self.engine.dispose()
         if self._inline is not None:
             self._inline.dispose()
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Give a connection back to the pool, which resets it, or drops it if that fails; a
+    connection that is already broken must not turn one error into two."""
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 async def upsert(

@@ -48,9 +48,8 @@ def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
     """sqlite3, the driver Hookline writes with (store/db.py), with Hookline's pragmas."""
     import sqlite3
 
-    from hookline.store.events import COLUMNS
+    from hookline.store.events import INSERT_SQLITE
 
-    sql = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     rows = [(*r[:5], r[5].replace(tzinfo=None).isoformat(" "), *r[6:]) for r in rows]
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -59,7 +58,7 @@ def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(sql, rows[start : start + BATCH])
+            conn.executemany(INSERT_SQLITE, rows[start : start + BATCH])
             conn.execute("COMMIT")
         return time.perf_counter() - started
     finally:

@@ -27,22 +27,25 @@ def category_of(event_type: str) -> str:
     return event_type.split(".", 1)[0]
 
 
-def check_type(event_type: object, *, open_catalog: bool, field: str = "type") -> str:
-    """Validate an event type against the syntax and (unless open) the catalogue."""
-    problem = _type_problem(event_type, open_catalog) if _typelike(event_type) else _SYNTAX
+def check_type(
+    event_type: object, *, open_catalog: bool, where: str = "", publishing: bool = False
+) -> str:
+    """Validate an event type against the syntax and (unless open) the catalogue; when
+    ``publishing``, also refuse the category of Hookline's own events. Errors name the field
+    ``{where}type``, formatted only then.
+
+    Only strings as long as a type can be reach the cached checks, so a producer sending
+    long junk cannot make the caches keep it."""
+    if not isinstance(event_type, str) or len(event_type) > _LONGEST_TYPE:
+        raise ValidationFailed(_SYNTAX, field=f"{where}type")
+    problem = (_publish_problem if publishing else _type_problem)(event_type, open_catalog)
     if problem is not None:
-        raise ValidationFailed(problem, field=field)
-    return event_type  # type: ignore[return-value]  # a str: _type_problem had none
+        raise ValidationFailed(problem, field=f"{where}type")
+    return event_type
 
 
 _SYNTAX = "type must look like CATEGORY.ACTION in upper case, e.g. ORDER.FILLED"
 _LONGEST_TYPE = 64 + 1 + 64  # what TYPE_PATTERN admits
-
-
-def _typelike(value: object) -> bool:
-    """A string short enough to be a type: only those reach the cached checks, so a producer
-    sending long junk cannot make the caches keep it."""
-    return isinstance(value, str) and len(value) <= _LONGEST_TYPE
 
 
 @functools.lru_cache(maxsize=1024)
@@ -174,10 +177,9 @@ def parse_new_event(
     if not _EVENT_FIELDS.issuperset(raw):  # no set built per event (a tenth of a publish)
         unknown = sorted(set(raw) - _EVENT_FIELDS)
         raise ValidationFailed("unknown field", field=f"{where}{unknown[0]}")
-    event_type = raw.get("type")
-    problem = _publish_problem(event_type, open_catalog) if _typelike(event_type) else _SYNTAX
-    if problem is not None:
-        raise ValidationFailed(problem, field=f"{where}type")
+    event_type = check_type(
+        raw.get("type"), open_catalog=open_catalog, where=where, publishing=True
+    )
     body = raw.get("object")
     if not isinstance(body, dict):
         raise ValidationFailed("must be a JSON object", field=f"{where}object")
@@ -190,7 +192,7 @@ def parse_new_event(
     # Field names are formatted only for what was given: most events give neither.
     event_id, created_at = raw.get("id"), raw.get("created_at")
     return NewEvent(
-        type=event_type,  # type: ignore[arg-type]  # a str: _publish_problem had none
+        type=event_type,
         object_json=object_json,
         id=None if event_id is None else _event_id(event_id, f"{where}id"),
         created_at=(

@@ -99,7 +99,9 @@ async def append_events(
 
 
 COLUMNS = ("tenant_id", "seq", "id", "type", "category", "created_at", "object", "size")
-_INSERT_SQLITE = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * 8)})"
+INSERT_SQLITE = (
+    f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+)
 
 
 def event_row(tenant_id: str, event: StoredEvent) -> tuple[Any, ...]:
@@ -128,7 +130,7 @@ async def _insert(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
     utc = [row[5] if row[5].tzinfo is UTC else row[5].astimezone(UTC) for row in rows]
     texts = {moment: as_text(moment) for moment in set(utc)}
     rows = [(*row[:5], texts[moment], *row[6:]) for row, moment in zip(rows, utc, strict=True)]
-    await conn.exec_driver_sql(_INSERT_SQLITE, rows)
+    await conn.exec_driver_sql(INSERT_SQLITE, rows)
 
 
 async def get_event_for_tenant(

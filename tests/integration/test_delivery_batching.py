@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
+from hookline.delivery.worker import Worker
+from hookline.store.tables import packages, webhook_state
 from tests.support.hookline import Hookline
 from tests.support.receiver import Answer, Receiver
 
@@ -155,3 +158,58 @@ async def test_a_delivered_package_costs_one_write_on_postgresql(
     assert len(fused) + len(closes) == delivered  # each attempt recorded once
     # the first package opens alone; so may the last, after waiting for its delay
     assert len(fused) >= delivered - 2
+
+
+async def test_packages_opened_together_are_known_opened_only_after_the_commit(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """Webhooks whose next packages open in one shared transaction (on PostgreSQL, one
+    pipelined ``executemany`` for all of them, whose outcome one query reads afterwards): one
+    whose settings changed after it was loaded opens nothing and reloads, the others open
+    theirs, and each runtime holds only what the database holds."""
+    services = hookline.services
+    assert services is not None
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    hooks = [
+        await acme.create_webhook(receiver.url(f"/h{n}"), config={"max_package_size": 1000})
+        for n in range(3)
+    ]
+    await acme.publish(*(order_event(n, pad=100) for n in range(20)))
+    worker = Worker(
+        services.db, hookline.settings, wakeups=services.wakeups, sender=services.sender,
+        signer=services.signer,
+    )  # fmt: skip
+    await worker._sync()  # loaded, not running: nothing is sent, no change notice reaches it
+    runtimes = [worker._runtimes[hook["id"]] for hook in hooks]
+    changed = await acme.client.patch(f"/webhooks/{hooks[1]['id']}", json={"title": "renamed"})
+    assert changed.status_code == 200
+    executions: list[tuple[bool, int]] = []
+
+    def count(_conn, _cursor, statement: str, params, _context, many: bool) -> None:  # type: ignore[no-untyped-def]
+        if "INTO packages" in statement:
+            executions.append((many, len(params) if many else 1))
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    opened, renamed, also_opened = runtimes
+    assert renamed.package is None and renamed.stale and renamed.cursor == 0
+    async with services.db.read() as conn:
+        rows = (await conn.execute(select(webhook_state))).all()
+        stored = (await conn.execute(select(packages.c.id, packages.c.webhook_id))).all()
+    held = {row.webhook_id: (row.cursor_seq, row.open_package_id) for row in rows}
+    for runtime in (opened, also_opened):
+        assert runtime.package is not None and not runtime.stale
+        assert held[runtime.webhook_id] == (runtime.cursor, runtime.package.id)
+        assert runtime.package.event_seqs[0] == 1
+    assert held[renamed.webhook_id] == (0, None)
+    assert sorted(stored) == sorted(
+        (r.package.id, r.webhook_id) for r in (opened, also_opened) if r.package
+    )
+    if not services.db.is_sqlite:
+        assert executions == [(True, 3)]  # one pipelined statement for the three units

@@ -3,7 +3,9 @@
 Each unit of work (record an attempt, open the next package) touches only its own webhook's
 rows and changes no in-memory state until its result is handed back after the commit, so
 units can share a transaction. Writes whose outcome no unit reads are queued on the ``Tx``
-and sent at the end as one ``executemany`` per statement. Units that arrive while a
+and sent at the end as one ``executemany`` per statement; so are guarded writes whose outcome
+only the unit's result needs (a package opened or not: ``Tx.later_confirmed``), which one query
+after them settles. Units that arrive while a
 transaction runs go into the next one. If a shared transaction fails, its units run again one
 transaction each, so one bad unit cannot sink the others.
 
@@ -38,7 +40,8 @@ class WriteBatcher:
     async def run(self, unit: Callable[[Tx], Awaitable[T]], *, one_write: bool = False) -> T:
         """Run ``unit`` in a write transaction shared with other units; its result, once
         committed. ``one_write``: on PostgreSQL, the unit reads, then writes at most one
-        statement, executed at once (nothing with ``Tx.later``); SQLite ignores it."""
+        statement: at once when it runs alone, without a transaction (``Tx.autocommit``, where
+        nothing can be queued), or queued in a shared one; SQLite ignores it."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((unit, future, one_write))
         if self._draining is None or self._draining.done():

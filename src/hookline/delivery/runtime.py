@@ -7,6 +7,7 @@ from datetime import datetime
 
 from hookline.delivery.eventcache import Window
 from hookline.domain.webhooks import CategoryFilter, WebhookSpec, delay_seconds
+from hookline.store.db import Confirmation
 from hookline.store.deliveries import Package
 
 
@@ -23,6 +24,13 @@ class Opening:
     stale: bool = False
     lookahead: list[Window] = field(default_factory=list)  # see _take
     read: tuple[int, list[Window]] | None = None  # every event after the int, for EventCache
+    confirmation: Confirmation | None = None  # whether ``package`` opened, if known only later
+
+    @property
+    def moved_underneath(self) -> bool:
+        """The state moved (see ``open_package``): nothing opened, the runtime is stale."""
+        confirmed = self.confirmation is None or self.confirmation.took_effect
+        return self.stale or not confirmed
 
 
 @dataclass(slots=True)

@@ -41,7 +41,7 @@ from hookline.store.deliveries import (
     claim_webhooks,
     close_package,
     load_states,
-    open_package,
+    open_package_in,
     release_leases,
     renew_leases,
 )
@@ -253,16 +253,16 @@ class Worker:
         taken = window[: plan.take]
         events = [event for _, event, _ in taken]
         body = join_heads([head for _, _, head in taken], runtime.webhook_id)
-        package = await open_package(
-            tx.conn, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
+        package, confirmation = await open_package_in(
+            tx, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
             expected_cursor=runtime.cursor, settings_at=runtime.settings_at, events=events,
-            size=len(body), now=now, later=tx.later, closing=closing,
+            size=len(body), now=now, closing=closing,
         )  # fmt: skip
         if package is None:
             return Opening(stale=True, read=read)
         return Opening(
             package=package, body=body, pending_bytes=pending - plan.size, lookahead=ahead,
-            read=read,
+            read=read, confirmation=confirmation,
         )  # fmt: skip
 
     async def _window(
@@ -325,8 +325,9 @@ class Worker:
             self._events.add(runtime.tenant_id, after=after, read=read)
         if opening.floor is not None:
             runtime.floor = max(runtime.floor, opening.floor)
-        if opening.stale:
-            runtime.stale = True  # the state moved underneath: reload before going on
+        if opening.moved_underneath:
+            runtime.stale = True  # reload before going on
+            return None
         if opening.package is None:
             return opening.due
         runtime.package, runtime.body = opening.package, opening.body

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -254,12 +255,26 @@ async def write(
         later(statement, params)
 
 
+# Given the keys of guarded writes queued in a transaction, the keys of those that took effect.
+Check = Callable[[AsyncConnection, list[Any]], Awaitable[set[Any]]]
+
+
+@dataclass(slots=True)
+class Confirmation:
+    """Whether a write queued with ``Tx.later_confirmed`` took effect; None until the flush."""
+
+    key: Hashable
+    took_effect: bool | None = None
+
+
 class Tx:
     """A write transaction's connection, plus writes that can wait for its end.
 
     Writes whose outcome nothing in the transaction reads (history rows, status updates) can
     be queued with ``later``; ``flush`` sends them as one ``executemany`` per statement, so in
-    a group commit they cost one round trip for all webhooks instead of one each. On an
+    a group commit they cost one round trip for all webhooks instead of one each. A guarded
+    write whose outcome only its caller needs, after the commit, can be queued too
+    (``later_confirmed``): one query after the writes tells which took effect. On an
     ``autocommit`` connection there is no end to wait for, and nothing may be queued.
     """
 
@@ -267,13 +282,29 @@ class Tx:
         self.conn = conn
         self.autocommit = autocommit
         self._later: dict[Executable, list[dict[str, Any]]] = {}
+        self._checks: dict[Check, list[Confirmation]] = {}
 
     def later(self, statement: Executable, params: dict[str, Any]) -> None:
         if self.autocommit:
             raise RuntimeError("a write queued without a transaction would not be atomic")
         self._later.setdefault(statement, []).append(params)
 
+    def later_confirmed(
+        self, statement: Executable, params: dict[str, Any], *, check: Check, key: Hashable
+    ) -> Confirmation:
+        """Queue a guarded write (see ``later``); after ``flush``, the confirmation says
+        whether it took effect, as ``check`` (one call for all writes queued with it) finds."""
+        self.later(statement, params)
+        confirmation = Confirmation(key)
+        self._checks.setdefault(check, []).append(confirmation)
+        return confirmation
+
     async def flush(self) -> None:
         queued, self._later = self._later, {}
+        checks, self._checks = self._checks, {}
         for statement, rows in queued.items():
             await self.conn.execute(statement, rows)
+        for check, pending in checks.items():
+            took_effect = await check(self.conn, [c.key for c in pending])
+            for confirmation in pending:
+                confirmation.took_effect = confirmation.key in took_effect

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, exists, func, insert, select, update
+from sqlalchemy import Insert, Update, any_, bindparam, exists, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import StoredEvent
 from hookline.ids import new_id
-from hookline.store.db import Later, write
+from hookline.store.db import Confirmation, Later, Tx, write
 from hookline.store.tables import UTCDateTime, attempts, packages, webhook_state, webhooks
 
 
@@ -256,6 +257,63 @@ async def open_package(
     re-enabled or deleted since ``settings_at``): the caller then reloads instead of sending.
     ``closing`` is then still closed, as by ``settle_state``.
     """
+    postgres = conn.dialect.name == "postgresql"
+    package, statement, params = _opening(
+        tenant_id, webhook_id, owner, expected_cursor, settings_at, events, size, now, closing,
+        postgres=postgres,
+    )  # fmt: skip
+    moved = await conn.execute(statement, params)
+    if postgres:
+        return package if moved.rowcount == 1 else None
+    if moved.rowcount != 1:
+        if closing is not None:
+            await close_package(conn, webhook_id, closing, later=later)
+        return None
+    if closing is not None:
+        await _record_closing(conn, closing, later)
+    await write(conn, later, _INSERT_PACKAGE, _package_values(package))
+    return package
+
+
+async def open_package_in(
+    tx: Tx,
+    *,
+    tenant_id: str,
+    webhook_id: str,
+    owner: str,
+    expected_cursor: int,
+    settings_at: datetime,
+    events: Sequence[StoredEvent],
+    size: int,
+    now: datetime,
+    closing: Closing | None = None,
+) -> tuple[Package | None, Confirmation | None]:
+    """``open_package`` in a worker's transaction. On PostgreSQL, in a shared transaction,
+    the statement is queued (``Tx.later_confirmed``): the group's packages are opened by one
+    pipelined ``executemany`` at the flush, not one round trip each. Whether this one opened
+    is then known only after the flush: the package comes with its ``Confirmation``."""
+    if tx.autocommit or tx.conn.dialect.name != "postgresql":
+        package = await open_package(
+            tx.conn, tenant_id=tenant_id, webhook_id=webhook_id, owner=owner,
+            expected_cursor=expected_cursor, settings_at=settings_at, events=events,
+            size=size, now=now, later=None if tx.autocommit else tx.later, closing=closing,
+        )  # fmt: skip
+        return package, None
+    package, statement, params = _opening(
+        tenant_id, webhook_id, owner, expected_cursor, settings_at, events, size, now, closing,
+        postgres=True,
+    )  # fmt: skip
+    key = (webhook_id, package.id)
+    return package, tx.later_confirmed(statement, params, check=_opened, key=key)
+
+
+def _opening(
+    tenant_id: str, webhook_id: str, owner: str | None, expected_cursor: int,
+    settings_at: datetime, events: Sequence[StoredEvent], size: int, now: datetime,
+    closing: Closing | None, *, postgres: bool,
+) -> tuple[Package, Any, dict[str, Any]]:  # fmt: skip
+    """The package ``open_package`` records, its statement (on PostgreSQL, every write of the
+    step in one; on SQLite, the cursor move) and the statement's parameters."""
     package = Package(
         id=new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="queue", status="pending",
         event_seqs=[e.seq for e in events], event_ids=[e.id for e in events], size=size,
@@ -266,26 +324,28 @@ async def open_package(
         "b_config": settings_at, "v_cursor": events[-1].seq, "v_package": package.id,
     }  # fmt: skip
     if closing is None:
-        statement = _MOVE_CURSOR if owner is not None else _MOVE_CURSOR_UNLEASED
+        move = _MOVE_CURSOR if owner is not None else _MOVE_CURSOR_UNLEASED
     else:
         assert owner is not None, "closing is for the worker's leased webhooks"
-        statement = _move_cursor_closing(failing=closing.failing)
+        move = _move_cursor_closing(failing=closing.failing)
         params |= _closing_params(closing)
-    values = _package_values(package)
-    if conn.dialect.name == "postgresql":
-        params |= {f"p_{key}": value for key, value in values.items()}
-        failing = None if closing is None else closing.failing
-        moved = await conn.execute(_open_package_pg(statement, failing), params)
-        return package if moved.rowcount == 1 else None
-    moved = await conn.execute(statement, params)
-    if moved.rowcount != 1:
-        if closing is not None:
-            await close_package(conn, webhook_id, closing, later=later)
-        return None
-    if closing is not None:
-        await _record_closing(conn, closing, later)
-    await write(conn, later, _INSERT_PACKAGE, values)
-    return package
+    if not postgres:
+        return package, move, params
+    params |= {f"p_{key}": value for key, value in _package_values(package).items()}
+    return package, _open_package_pg(move, None if closing is None else closing.failing), params
+
+
+_IDS = bindparam("ids", type_=ARRAY(webhook_state.c.webhook_id.type))
+_OPEN_PACKAGE_IDS = select(webhook_state.c.webhook_id, webhook_state.c.open_package_id).where(
+    webhook_state.c.webhook_id == any_(_IDS)
+)
+
+
+async def _opened(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Of these (webhook, package) pairs, those whose package is now the webhook's open one:
+    the packages that opened (each id is new, so nothing else can have set it)."""
+    rows = await conn.execute(_OPEN_PACKAGE_IDS, {"ids": [webhook_id for webhook_id, _ in keys]})
+    return {(row.webhook_id, row.open_package_id) for row in rows}
 
 
 def _package_values(package: Package) -> dict[str, Any]:

@@ -204,3 +204,30 @@ async def test_a_lone_unit_survives_its_kept_connection_being_cut(db: Database) 
     assert await batcher.run(_autocommit("survivor"), one_write=True) is True
     assert await _names(db) == {"survivor"}
     assert await _backend_pid(db) != kept
+
+
+async def test_on_postgresql_a_second_batch_runs_while_the_first_waits(db: Database) -> None:
+    """Two shared transactions at once on PostgreSQL: units queued behind a batch that waits
+    (for the server, here for an event) commit meanwhile. SQLite has one writer: they wait."""
+    batcher = WriteBatcher(db, max_batch=2)
+    release = asyncio.Event()
+
+    def waiting(name: str):  # type: ignore[no-untyped-def]
+        async def unit(tx: Tx) -> str:
+            await release.wait()
+            return await _add(name)(tx)
+
+        return unit
+
+    first = [asyncio.create_task(batcher.run(waiting(f"w{n}"))) for n in range(2)]
+    await asyncio.sleep(0)  # the first batch is taken and waits
+    second = [asyncio.create_task(batcher.run(_add(f"s{n}"))) for n in range(2)]
+    done, _ = await asyncio.wait(second, timeout=0.5 if db.is_sqlite else 10)
+    if db.is_sqlite:
+        assert not done
+    else:
+        assert done == set(second)
+        assert await _names(db) == {"s0", "s1"}
+    release.set()
+    assert await asyncio.gather(*first, *second) == ["w0", "w1", "s0", "s1"]
+    assert await _names(db) == {"w0", "w1", "s0", "s1"}

@@ -4,10 +4,15 @@ Each unit of work (record an attempt, open the next package) touches only its ow
 rows and changes no in-memory state until its result is handed back after the commit, so
 units can share a transaction. Writes whose outcome no unit reads are queued on the ``Tx``
 and sent at the end as one ``executemany`` per statement; so are guarded writes whose outcome
-only the unit's result needs (a package opened or not: ``Tx.later_confirmed``), which one query
-after them settles. Units that arrive while a
-transaction runs go into the next one. If a shared transaction fails, its units run again one
-transaction each, so one bad unit cannot sink the others.
+only the unit's result needs (a package opened or not: ``Tx.later_confirmed``), settled by one
+query after them. Units that arrive while transactions run go into the next one. If a shared
+transaction fails, its units run again one transaction each, so one bad unit cannot sink the
+others.
+
+On PostgreSQL two shared transactions run at once (``PARALLEL``): their units are of
+different webhooks, so they touch different rows, and while one waits for the server, the
+other's units run. (A deadlock between them would only send their units down the one-by-one
+path.)
 
 A unit that writes with a single statement (``one_write``) and has the batch to itself runs
 without a transaction on PostgreSQL: the statement commits on its own, atomically, and the
@@ -26,6 +31,9 @@ T = TypeVar("T")
 Unit = Callable[[Tx], Awaitable[Any]]
 Queued = tuple[Unit, asyncio.Future[Any], bool]
 MAX_BATCH = 64
+# Shared transactions in flight at once on PostgreSQL: while one waits for the server (its
+# statements, its commit), the next batch's units plan their packages. SQLite has one writer.
+PARALLEL = 2
 
 
 class WriteBatcher:
@@ -35,7 +43,8 @@ class WriteBatcher:
         self.db = db
         self.max_batch = max_batch
         self._queue: list[Queued] = []
-        self._draining: asyncio.Task[None] | None = None
+        self._drainers: list[asyncio.Task[None]] = []
+        self.parallel = 1 if db.is_sqlite else PARALLEL
 
     async def run(self, unit: Callable[[Tx], Awaitable[T]], *, one_write: bool = False) -> T:
         """Run ``unit`` in a write transaction shared with other units; its result, once
@@ -44,8 +53,10 @@ class WriteBatcher:
         nothing can be queued), or queued in a shared one; SQLite ignores it."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((unit, future, one_write))
-        if self._draining is None or self._draining.done():
-            self._draining = asyncio.create_task(self._drain())
+        # A drainer that found the queue empty is done at once (no await in between).
+        self._drainers = [task for task in self._drainers if not task.done()]
+        if len(self._drainers) < self.parallel:
+            self._drainers.append(asyncio.create_task(self._drain()))
         return await future
 
     async def _drain(self) -> None:

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from hookline.delivery.eventcache import EventCache
 from hookline.delivery.worker import Worker
+from hookline.store.db import Tx
 from hookline.store.tables import packages, webhook_state
 from tests.support.hookline import Hookline
 from tests.support.receiver import Answer, Receiver
@@ -213,3 +215,48 @@ async def test_packages_opened_together_are_known_opened_only_after_the_commit(
     )
     if not services.db.is_sqlite:
         assert executions == [(True, 3)]  # one pipelined statement for the three units
+
+
+async def test_webhooks_starting_together_read_the_log_once(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """A thousand webhooks of a tenant start in the same shared transactions: the first unit's
+    read of the log (only committed events: nothing in the transaction wrote to the log) serves
+    the others at once, not after the commit. A transaction that did write to the log keeps
+    its reads to itself until it commits."""
+    services = hookline.services
+    assert services is not None
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    for n in range(5):
+        await acme.create_webhook(receiver.url(f"/h{n}"), config={"max_package_size": 1000})
+    await acme.publish(*(order_event(n, pad=100) for n in range(20)))
+    worker = Worker(
+        services.db, hookline.settings, wakeups=services.wakeups, sender=services.sender,
+        signer=services.signer,
+    )  # fmt: skip
+    await worker._sync()
+    runtimes = list(worker._runtimes.values())
+    reads: list[str] = []
+
+    def count(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "FROM events" in statement:
+            reads.append(statement)
+
+    # SQLite writes run on a synchronous engine of their own (see Database.write)
+    engine = services.db._inline or services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes[:4]))
+        assert len(reads) == 1
+        assert all(r.package is not None and r.package.event_seqs[0] == 1 for r in runtimes[:4])
+
+        worker._events = EventCache()  # as if nothing had been read yet
+        async with services.db.write() as conn:
+            tx = Tx(conn)
+            tx.log_written = True
+            window, _, read = await worker._window(tx, runtimes[4])
+        assert len(reads) == 2 and len(worker._events) == 0  # held back until the commit
+        assert read is not None and [item[0].seq for item in window][:3] == [1, 2, 3]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

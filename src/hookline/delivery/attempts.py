@@ -8,7 +8,6 @@ from datetime import datetime
 
 import orjson
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline import metrics
 from hookline.config import Settings
@@ -18,7 +17,7 @@ from hookline.delivery.wakeups import Wakeups
 from hookline.domain.events import NewEvent, Published, format_ts
 from hookline.domain.retry import Decision, Outcome, RetryPolicy, Verdict, decide
 from hookline.ids import utcnow
-from hookline.store.db import Later
+from hookline.store.db import Tx
 from hookline.store.deliveries import (
     AttemptRecord,
     Closing,
@@ -116,14 +115,13 @@ class AttemptRecorder:
         )  # fmt: skip
         return Judgement(attempt, decision, now)
 
-    async def store(
-        self, conn: AsyncConnection, runtime: Runtime, judged: Judgement, *,
-        later: Later | None = None,
-    ) -> Published | None:  # fmt: skip
-        """Record the attempt and its verdict; returns the notice of a WEBHOOK.DISABLED event.
+    async def store(self, tx: Tx, runtime: Runtime, judged: Judgement) -> Published | None:
+        """Record the attempt and its verdict in ``tx``; returns the notice of a
+        WEBHOOK.DISABLED event.
 
         When the queue moves on, the worker records ``judged.closing()`` instead, in the
         statement that opens the next package (``store/deliveries.open_package``)."""
+        conn, later = tx.conn, tx.later
         attempt, decision, now = judged.attempt, judged.decision, judged.now
         disabling = decision.verdict is Verdict.DISABLE
         # Rows in the lock order of store/webhooks.py: webhooks, webhook_state, packages.
@@ -141,6 +139,7 @@ class AttemptRecorder:
         if not disabling:
             return None
         disabled = _disabled_event(runtime, decision.reason, now)
+        tx.log_written = True
         appended = await append_events(conn, runtime.tenant_id, [disabled], now=now)
         return appended.notice
 

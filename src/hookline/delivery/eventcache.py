@@ -7,10 +7,11 @@ event in ``(after, last returned]`` (sequence numbers commit in order, see
 ``store.events.append_events``), so a read tells exactly which stretch of the log it holds
 completely. The cache keeps one such stretch per tenant and serves windows from it.
 
-Only committed reads go in (the worker adds them after its transaction commits: a shared
-transaction that rolls back may have seen another unit's event that then never existed), and
-memory is bounded in bytes, per tenant and in all, least recently used tenant first: an
-event may be up to 256 KiB, so a count of events would bound nothing.
+Only reads of committed events go in: a read made in a transaction that had written to the
+log itself (a ``WEBHOOK.DISABLED``) is added once that commits, since a shared transaction
+that rolls back may have let it see another unit's event that then never existed. Memory is
+bounded in bytes, per tenant and in all, least recently used tenant first: an event may be up
+to 256 KiB, so a count of events would bound nothing.
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ class Worker:
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
         head = self._heads.get(runtime.tenant_id, 0)
-        window, ahead, read = await self._window(tx.conn, runtime)
+        window, ahead, read = await self._window(tx, runtime)
         plan = plan_package(
             [item[0] for item in window], max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events, delay=runtime.spec.delay_timedelta,
@@ -266,16 +266,19 @@ class Worker:
         )  # fmt: skip
 
     async def _window(
-        self, conn: AsyncConnection, runtime: Runtime
+        self, tx: Tx, runtime: Runtime
     ) -> tuple[list[Window], list[Window], tuple[int, list[Window]] | None]:
         """The events to plan the next package from (one more than a package can hold), the
         lookahead to keep, and the read to share with the tenant's other webhooks, both to
         apply once the transaction has committed (see ``_take``).
 
-        Reads are kept only from committed transactions: a shared one that rolls back may have
-        let this read see another unit's event (a ``WEBHOOK.DISABLED``) that then never
-        existed. A webhook that takes every event reads through the worker's ``EventCache``:
-        its read serves the tenant's other such webhooks too."""
+        A webhook that takes every event reads through the worker's ``EventCache``: its read
+        serves the tenant's other such webhooks too. A read is shared at once if it can only
+        have seen committed events: nothing in its transaction had written to the log (see
+        ``Tx.log_written``), so the units after it in the same transaction (a thousand
+        webhooks starting together) read from the cache too. Otherwise only once committed:
+        a shared transaction that rolls back may have let the read see another unit's event
+        (a ``WEBHOOK.DISABLED``) that then never existed."""
         size = planning_window(
             max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events,
@@ -285,9 +288,13 @@ class Worker:
             cached, start = self._events.window(runtime.tenant_id, after=runtime.after, limit=size)
             if len(cached) >= size:
                 return cached, [], None
-            read = await self._read(conn, runtime, after=start, limit=size * LOOKAHEAD_PACKAGES)
+            clean = not tx.log_written
+            read = await self._read(tx.conn, runtime, after=start, limit=size * LOOKAHEAD_PACKAGES)
+            if clean:
+                self._events.add(runtime.tenant_id, after=start, read=read)
+                return (cached + read)[:size], [], None
             return (cached + read)[:size], [], (start, read)
-        return await self._filtered_window(conn, runtime, size)
+        return await self._filtered_window(tx.conn, runtime, size)
 
     async def _filtered_window(
         self, conn: AsyncConnection, runtime: Runtime, size: int
@@ -360,7 +367,7 @@ class Worker:
             # which the batcher shares between the webhooks finishing at the same time.
             if judged.queue_moves_on:
                 return None, await self._plan_and_open(tx, runtime, judged.closing())
-            return await self.recorder.store(tx.conn, runtime, judged, later=tx.later), None
+            return await self.recorder.store(tx, runtime, judged), None
 
         notice, opening = await self._batcher.run(settle, one_write=judged.queue_moves_on)
         next_due = self.recorder.settled(runtime, package, result, judged, notice)

@@ -283,6 +283,9 @@ class Tx:
         self.autocommit = autocommit
         self._later: dict[Executable, list[dict[str, Any]]] = {}
         self._checks: dict[Check, list[Confirmation]] = {}
+        # Set before this transaction appends to an event log: from then on, its reads of the
+        # log may see events that are not committed, and may never be.
+        self.log_written = False
 
     def later(self, statement: Executable, params: dict[str, Any]) -> None:
         if self.autocommit:

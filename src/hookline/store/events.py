@@ -61,6 +61,13 @@ async def append_events(
     Sequence numbers come from the tenant row, locked for the transaction, so they are dense
     and commit in order. Server-assigned ``created_at`` never goes backwards for a tenant.
     """
+    # What does not depend on the log's head is worked out before its lock is taken: the
+    # tenant's other publishes wait from then until this transaction commits.
+    given = [event.id for event in batch if event.id]
+    fresh = iter(new_ids(len(batch) - len(given)))
+    prepared = [
+        (new, new.id or next(fresh), event_shape(new.type, new.object_json)) for new in batch
+    ]
     # Lock the tenant row first: two publishes of the same id must not both find it missing.
     head = (
         await conn.execute(
@@ -69,29 +76,26 @@ async def append_events(
             .with_for_update()
         )
     ).one()
-    given = [event.id for event in batch if event.id]
     known = await _existing(conn, tenant_id, given) if given else {}
     seq, clock = head.last_seq, max(now, head.last_created_at or _EPOCH)
-    fresh = iter(new_ids(len(batch) - len(given)))
     result = AppendResult(events=[], appended=[])
-    for new in batch:
+    rows = []
+    for new, event_id, shape in prepared:
         if new.id and new.id in known:
             result.events.append(known[new.id])
             continue
         seq += 1
-        stored = StoredEvent(
-            seq, new.id or next(fresh), new.type, new.created_at or clock, new.object_json
-        )
-        known[stored.id] = stored
+        stored = StoredEvent(seq, event_id, new.type, new.created_at or clock, new.object_json)
+        known[event_id] = stored
         result.events.append(stored)
         result.appended.append(stored)
+        rows.append(event_row(tenant_id, stored, shape))
     if result.appended:
         await conn.execute(
             update(tenants)
             .where(tenants.c.id == tenant_id)
             .values(last_seq=seq, last_created_at=clock)
         )
-        rows = [event_row(tenant_id, e) for e in result.appended]
         # (category, size, created_at) of each row: see COLUMNS
         result.notice = notice_of(tenant_id, seq, ((r[4], r[7], r[5]) for r in rows))
         await _insert(conn, rows)
@@ -104,11 +108,19 @@ INSERT_SQLITE = (
 )
 
 
-def event_row(tenant_id: str, event: StoredEvent) -> tuple[Any, ...]:
-    """An event's row in the log, in ``COLUMNS`` order."""
+def event_shape(event_type: str, object_json: str) -> tuple[str, int]:
+    """An event's category and size (``event_size``), as its row holds them."""
+    return category_of(event_type), event_size(event_type, object_json)
+
+
+def event_row(
+    tenant_id: str, event: StoredEvent, shape: tuple[str, int] | None = None
+) -> tuple[Any, ...]:
+    """An event's row in the log, in ``COLUMNS`` order; ``shape`` if already known."""
+    category, size = shape or event_shape(event.type, event.object_json)
     return (
-        tenant_id, event.seq, event.id, event.type, category_of(event.type), event.created_at,
-        event.object_json, event_size(event.type, event.object_json),
+        tenant_id, event.seq, event.id, event.type, category, event.created_at,
+        event.object_json, size,
     )  # fmt: skip
 
 

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import event, select
 
 from hookline.delivery.eventcache import EventCache
+from hookline.delivery.runtime import Runtime
 from hookline.delivery.worker import Worker
 from hookline.store.db import Tx
 from hookline.store.tables import packages, webhook_state
-from tests.support.hookline import Hookline
+from tests.support.hookline import Hookline, Tenant
 from tests.support.receiver import Answer, Receiver
 
 
@@ -162,6 +163,23 @@ async def test_a_delivered_package_costs_one_write_on_postgresql(
     assert len(fused) >= delivered - 2
 
 
+async def _loaded(
+    hookline: Hookline, receiver: Receiver, *, webhooks: int
+) -> tuple[Tenant, Worker, list[Runtime]]:
+    """A backlog of 20 events for ``webhooks`` new webhooks, and a worker that has loaded them
+    but does not run: nothing is sent, and no change notice reaches it."""
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    hooks = [
+        await acme.create_webhook(receiver.url(f"/h{n}"), config={"max_package_size": 1000})
+        for n in range(webhooks)
+    ]
+    await acme.publish(*(order_event(n, pad=100) for n in range(20)))
+    worker = hookline.new_worker()
+    await worker._sync()
+    return acme, worker, [worker._runtimes[hook["id"]] for hook in hooks]
+
+
 async def test_packages_opened_together_are_known_opened_only_after_the_commit(
     hookline: Hookline, receiver: Receiver
 ) -> None:
@@ -169,22 +187,11 @@ async def test_packages_opened_together_are_known_opened_only_after_the_commit(
     pipelined ``executemany`` for all of them, whose outcome one query reads afterwards): one
     whose settings changed after it was loaded opens nothing and reloads, the others open
     theirs, and each runtime holds only what the database holds."""
+    acme, worker, runtimes = await _loaded(hookline, receiver, webhooks=3)
     services = hookline.services
     assert services is not None
-    await hookline.stop_worker()
-    acme = await hookline.tenant("acme")
-    hooks = [
-        await acme.create_webhook(receiver.url(f"/h{n}"), config={"max_package_size": 1000})
-        for n in range(3)
-    ]
-    await acme.publish(*(order_event(n, pad=100) for n in range(20)))
-    worker = Worker(
-        services.db, hookline.settings, wakeups=services.wakeups, sender=services.sender,
-        signer=services.signer,
-    )  # fmt: skip
-    await worker._sync()  # loaded, not running: nothing is sent, no change notice reaches it
-    runtimes = [worker._runtimes[hook["id"]] for hook in hooks]
-    changed = await acme.client.patch(f"/webhooks/{hooks[1]['id']}", json={"title": "renamed"})
+    path = f"/webhooks/{runtimes[1].webhook_id}"
+    changed = await acme.client.patch(path, json={"title": "renamed"})
     assert changed.status_code == 200
     executions: list[tuple[bool, int]] = []
 
@@ -224,19 +231,9 @@ async def test_webhooks_starting_together_read_the_log_once(
     read of the log (only committed events: nothing in the transaction wrote to the log) serves
     the others at once, not after the commit. A transaction that did write to the log keeps
     its reads to itself until it commits."""
+    _, worker, runtimes = await _loaded(hookline, receiver, webhooks=5)
     services = hookline.services
     assert services is not None
-    await hookline.stop_worker()
-    acme = await hookline.tenant("acme")
-    for n in range(5):
-        await acme.create_webhook(receiver.url(f"/h{n}"), config={"max_package_size": 1000})
-    await acme.publish(*(order_event(n, pad=100) for n in range(20)))
-    worker = Worker(
-        services.db, hookline.settings, wakeups=services.wakeups, sender=services.sender,
-        signer=services.signer,
-    )  # fmt: skip
-    await worker._sync()
-    runtimes = list(worker._runtimes.values())
     reads: list[str] = []
 
     def count(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]

@@ -83,13 +83,17 @@ class Hookline:
             await self.start_worker()
         return self
 
-    async def start_worker(self) -> None:
+    def new_worker(self) -> Worker:
+        """A worker on this instance's services, not started."""
         assert self.services is not None
         services = self.services
-        self.worker = Worker(
+        return Worker(
             services.db, self.settings, wakeups=services.wakeups, sender=services.sender,
             signer=services.signer,
         )  # fmt: skip
+
+    async def start_worker(self) -> None:
+        self.worker = self.new_worker()
         self._worker_task = asyncio.create_task(self.worker.run())
         await self.worker.wait_ready()
 

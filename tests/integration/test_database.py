@@ -11,13 +11,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
 from hookline.domain.events import CategoryBatch, NewEvent, Published, wire_size
 from hookline.domain.webhooks import CategoryFilter, WebhookSpec
-from hookline.ids import utcnow
+from hookline.ids import new_id, utcnow
 from hookline.store import db as db_module
+from hookline.store import deliveries
 from hookline.store.db import Database, Tx
 from hookline.store.deliveries import (
     AttemptRecord,
@@ -379,3 +380,121 @@ async def _until_waiting_for_a_lock(database: Database) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the closing statement never waited for the DELETE's lock")
+
+
+def _package_row(tenant_id: str, webhook_id: str, seqs: list[int], at: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(), "tenant_id": tenant_id, "webhook_id": webhook_id, "kind": "queue",
+        "status": "pending", "first_seq": seqs[0], "last_seq": seqs[-1], "event_seqs": seqs,
+        "event_ids": [f"e{seq}" for seq in seqs], "size": 10, "created_at": at, "attempts": 0,
+        "next_attempt_at": None,
+    }  # fmt: skip
+
+
+async def test_writes_run_through_the_driver_store_what_sqlalchemy_would(
+    database: Database,
+) -> None:
+    """``db.run`` hands a statement compiled once, with positional values, to the driver: the
+    row it stores reads back as one stored through ``conn.execute`` (aware timestamps from
+    another zone, JSON lists, NULLs), and the statement's own literals are bound too (a
+    guard on ``status = 'pending'`` matches once, then no more)."""
+    tenant_id, webhook_id, _ = await _webhook(database)
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    direct = _package_row(tenant_id, webhook_id, [1, 2], at.astimezone(AHEAD))
+    through = _package_row(tenant_id, webhook_id, [3], at)
+    async with database.write() as conn:
+        assert await db_module.run(conn, deliveries._INSERT_PACKAGE, direct) == 1
+        await conn.execute(insert(packages).values(**through))
+    rows = {row.id: row for row in await _rows(database, packages)}
+    for written in (direct, through):
+        row = rows[written["id"]]
+        assert {key: getattr(row, key) for key in written} == written | {"created_at": at}
+        assert row.created_at.tzinfo is UTC
+    assert await _created_at_text(database, direct["id"]) == await _created_at_text(
+        database, through["id"]
+    )
+    # a None in a JSON column is JSON null, the SQLAlchemy way, not SQL NULL
+    tried = [_attempt_row(direct, at), _attempt_row(direct, at)]
+    async with database.write() as conn:
+        await db_module.run(conn, deliveries._INSERT_ATTEMPT, tried[0])
+        await conn.execute(insert(attempts).values(**tried[1]))
+        stored = text("SELECT CAST(response_headers AS TEXT) FROM attempts ORDER BY id")
+        assert len(set((await conn.execute(stored)).scalars())) == 1
+    finish = {
+        "b_package": direct["id"], "v_status": "delivered", "v_attempts": 1, "v_next": None,
+        "v_last": at, "v_finished": at, "v_code": 200, "v_error": None,
+    }  # fmt: skip
+    for expected in (1, 0):  # no longer pending the second time
+        async with database.write() as conn:
+            assert await db_module.run(conn, deliveries._FINISH_ATTEMPT, finish) == expected
+    finished = {row.id: row for row in await _rows(database, packages)}[direct["id"]]
+    assert (finished.status, finished.finished_at, finished.last_status) == ("delivered", at, 200)
+
+
+def _attempt_row(package: dict[str, Any], at: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id(), "package_id": package["id"], "tenant_id": package["tenant_id"],
+        "webhook_id": package["webhook_id"], "number": 1, "trigger": "scheduled",
+        "url": "https://example.com/hook", "started_at": at, "duration_ms": 1.5,
+        "status_code": None, "error": "refused", "response_headers": None,
+        "response_excerpt": None,
+    }  # fmt: skip
+
+
+async def _created_at_text(db: Database, package_id: str) -> Any:
+    """The stored value itself (on SQLite, the text that range queries compare)."""
+    async with db.read() as conn:
+        query = text("SELECT CAST(created_at AS TEXT) FROM packages WHERE id = :id")
+        return (await conn.execute(query, {"id": package_id})).scalar_one()
+
+
+async def test_writes_run_through_the_driver_are_part_of_the_transaction(
+    database: Database,
+) -> None:
+    """A driver-level ``executemany`` as the first statement of a write transaction (on
+    PostgreSQL the transaction begins lazily, at its first statement) still belongs to it: a
+    failure afterwards leaves none of its rows."""
+    tenant_id, webhook_id, _ = await _webhook(database)
+    at = utcnow()
+    rows = [_package_row(tenant_id, webhook_id, [n], at) for n in (1, 2)]
+    with pytest.raises(RuntimeError):
+        async with database.write() as conn:
+            await db_module.run_many(conn, deliveries._INSERT_PACKAGE, rows)
+            raise RuntimeError("after the statement")
+    assert await _rows(database, packages) == []
+    async with database.write() as conn:
+        await db_module.run_many(conn, deliveries._INSERT_PACKAGE, rows)
+    assert sorted(row.id for row in await _rows(database, packages)) == sorted(
+        row["id"] for row in rows
+    )
+
+
+async def test_statements_compiled_per_call_run_through_sqlalchemy(database: Database) -> None:
+    """What can only be compiled with its values (lists expanded into ``IN``, columns named by
+    the parameters, Python-side column defaults) is not compiled once: ``run`` executes it
+    the usual way, defaults and all."""
+    dialect = database.engine.dialect
+    expanding = update(tenants).where(tenants.c.id.in_(["a", "b"])).values(last_seq=7)
+    bare = insert(packages)  # columns from the parameters; ``attempts`` has a default
+    assert db_module._positional(expanding, dialect) is None
+    assert db_module._positional(bare, dialect) is None
+    assert db_module._positional(deliveries._INSERT_PACKAGE, dialect) is not None
+    tenant_id, webhook_id, _ = await _webhook(database)
+    row = _package_row(tenant_id, webhook_id, [1], utcnow())
+    del row["attempts"]
+    async with database.write() as conn:
+        other = await create_tenant(conn, "other")
+        moved = update(tenants).where(tenants.c.id.in_([tenant_id, other])).values(last_seq=7)
+        assert await db_module.run(conn, moved, {}) == 2
+        assert await db_module.run(conn, bare, row) == 1
+    [stored] = await _rows(database, packages)
+    assert stored.attempts == 0
+    async with database.write() as conn:
+        # a parameter the compiled SQL does not take is a column SQLAlchemy would add
+        assert await db_module.run(conn, deliveries._FINISH_ATTEMPT, {
+            "b_package": row["id"], "v_status": "failed", "v_attempts": 3, "v_next": None,
+            "v_last": None, "v_finished": None, "v_code": None, "v_error": None, "size": 99,
+        }) == 1  # fmt: skip
+    assert [row.last_seq for row in await _rows(database, tenants)] == [7, 7]
+    [stored] = await _rows(database, packages)
+    assert (stored.attempts, stored.status, stored.size) == (3, "failed", 99)

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Executable, Table, create_engine, event
+from sqlalchemy import Dialect, Engine, Executable, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from hookline.errors import ConfigError
 
@@ -242,6 +246,89 @@ async def upsert(
     await conn.execute(stmt)
 
 
+@dataclass(frozen=True, slots=True)
+class _Positional:
+    """A statement compiled for one dialect, and how to turn named parameters into the
+    driver's positional ones: each name's bind processor, and the values of bound literals."""
+
+    sql: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    literals: dict[str, Any]
+    accepts: frozenset[str]
+
+    def takes(self, params: dict[str, Any]) -> bool:
+        """Whether ``params`` are exactly this SQL's: a name it lacks would be a column that
+        SQLAlchemy adds to the statement at execution (``SET name = ...``)."""
+        return params.keys() <= self.accepts
+
+    def values(self, params: dict[str, Any]) -> tuple[Any, ...]:
+        """The driver's parameters, processed as SQLAlchemy would (``None`` too: a JSON
+        column stores it as ``null``)."""
+        values = []
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = params[name] if name in params else self.literals[name]
+            values.append(value if process is None else process(value))
+        return tuple(values)
+
+
+@functools.lru_cache(maxsize=256)
+def _positional(statement: Executable, dialect: Dialect) -> _Positional | None:
+    """``statement`` compiled once for ``dialect``; None if its SQL or values can only be
+    worked out at execution: columns named by the parameters (an ``insert(table)`` without
+    ``values``), lists expanded into ``IN``, Python-side column defaults."""
+    clause = cast(ClauseElement, statement)
+    compiled = cast(SQLCompiler, clause.compile(dialect=dialect))
+    with warnings.catch_warnings():  # a probe: what it warns of is what rules it out here
+        warnings.simplefilter("ignore", SAWarning)
+        bare = clause.compile(dialect=dialect, column_keys=[])  # as without parameters
+    binds = compiled.binds
+    if (
+        str(compiled) != str(bare)
+        or compiled.positiontup is None
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.literal_execute_params
+        or compiled.post_compile_params
+        or any(bind.expanding or bind.callable is not None for bind in binds.values())
+    ):
+        return None
+    names = tuple(compiled.positiontup)
+    processors = tuple(
+        binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    )
+    literals = {name: bind.value for name, bind in binds.items() if not bind.required}
+    return _Positional(str(compiled), names, processors, literals, frozenset(names))
+
+
+async def run(conn: AsyncConnection, statement: Executable, params: dict[str, Any]) -> int:
+    """Execute a write and return its row count, through ``exec_driver_sql`` when the
+    statement allows it (see ``_positional``).
+
+    ``conn.execute`` looks the statement up in the compiled cache and builds and processes
+    its parameters, every time: on the worker's hot path that was half of the client's time
+    per statement (PostgreSQL: 310 µs of CPU per package-opening statement, 250 this way).
+    The statement still goes through the connection: same SQL, same events, same error
+    translation and transaction handling."""
+    positional = _positional(statement, conn.dialect)
+    if positional is None or not positional.takes(params):
+        result = await conn.execute(statement, params)
+    else:
+        result = await conn.exec_driver_sql(positional.sql, positional.values(params))
+    return int(result.rowcount)
+
+
+async def run_many(
+    conn: AsyncConnection, statement: Executable, rows: list[dict[str, Any]]
+) -> None:
+    """``run`` for many parameter sets: one ``executemany`` (pipelined by asyncpg)."""
+    positional = _positional(statement, conn.dialect)
+    if positional is None or not all(positional.takes(row) for row in rows):
+        await conn.execute(statement, rows)
+    else:
+        await conn.exec_driver_sql(positional.sql, [positional.values(row) for row in rows])
+
+
 Later = Callable[[Executable, dict[str, Any]], None]
 
 
@@ -250,7 +337,7 @@ async def write(
 ) -> None:
     """Execute now, or queue with ``later`` when the caller batches its writes (see ``Tx``)."""
     if later is None:
-        await conn.execute(statement, params)
+        await run(conn, statement, params)
     else:
         later(statement, params)
 
@@ -306,7 +393,7 @@ class Tx:
         queued, self._later = self._later, {}
         checks, self._checks = self._checks, {}
         for statement, rows in queued.items():
-            await self.conn.execute(statement, rows)
+            await run_many(self.conn, statement, rows)
         for check, pending in checks.items():
             took_effect = await check(self.conn, [c.key for c in pending])
             for confirmation in pending:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import StoredEvent
 from hookline.ids import new_id
-from hookline.store.db import Confirmation, Later, Tx, write
+from hookline.store.db import Confirmation, Later, Tx, run, write
 from hookline.store.tables import UTCDateTime, attempts, packages, webhook_state, webhooks
 
 
@@ -58,12 +58,17 @@ class StateRow:
 
 # The hot path's statements are built once: building one per call costs three times as much as
 # running it (SQLAlchemy generates its cache key on every new construct).
-_INSERT_PACKAGE = insert(packages)
 _PACKAGE_KEYS = (
     "id", "tenant_id", "webhook_id", "kind", "status", "first_seq", "last_seq", "event_seqs",
     "event_ids", "size", "created_at", "attempts", "next_attempt_at",
 )  # fmt: skip
-_INSERT_ATTEMPT = insert(attempts)
+# Every column named, so the statements compile once whatever their parameters (see db.run).
+_INSERT_PACKAGE = insert(packages).values(
+    {key: bindparam(key, type_=packages.c[key].type) for key in _PACKAGE_KEYS}
+)
+_INSERT_ATTEMPT = insert(attempts).values(
+    {c.name: bindparam(c.name, type_=c.type) for c in attempts.c}
+)
 # The cursor moves only if nothing changed since the package was planned: same cursor, no
 # open package, and the webhook's settings as loaded (any PATCH or DELETE moves updated_at),
 # still enabled. Otherwise a package cut with an old filter, size or URL would be sent.
@@ -262,10 +267,10 @@ async def open_package(
         tenant_id, webhook_id, owner, expected_cursor, settings_at, events, size, now, closing,
         postgres=postgres,
     )  # fmt: skip
-    moved = await conn.execute(statement, params)
+    moved = await run(conn, statement, params)
     if postgres:
-        return package if moved.rowcount == 1 else None
-    if moved.rowcount != 1:
+        return package if moved == 1 else None
+    if moved != 1:
         if closing is not None:
             await close_package(conn, webhook_id, closing, later=later)
         return None

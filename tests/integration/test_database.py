@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import make_url
 
@@ -105,6 +106,42 @@ async def test_sqlite_writers_take_turns_without_interleaving(tmp_path: object) 
         assert max(seen_inside) <= 1  # never two writers inside at once
     finally:
         await db.close()
+
+
+async def test_sqlite_writes_keep_one_connection(tmp_path: object) -> None:
+    """Writes take turns on one kept connection (a checkout per write cost as much as the
+    worker's write). A write that fails hands it back to the pool, whose reset ends that
+    transaction: nothing of it stays, its lock is free for other processes, and the next
+    write takes a connection again."""
+    url = f"sqlite:///{tmp_path}/kept.db"
+    migrate(url)
+    db, other = Database(url), Database(url)
+    assert db._inline is not None
+    checkouts = 0
+
+    def count(*_: object) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    sa_event.listen(db._inline, "checkout", count)
+    try:
+        for n in range(5):
+            async with db.write() as conn:
+                await create_tenant(conn, f"t{n}")
+        assert checkouts == 1
+        with pytest.raises(RuntimeError):
+            async with db.write() as conn:
+                await create_tenant(conn, "failed")
+                raise RuntimeError("after the insert")
+        async with other.write() as conn:  # the failed write's lock is gone
+            await create_tenant(conn, "other")
+        async with db.write() as conn:
+            await create_tenant(conn, "after")
+        assert checkouts == 2
+        assert sorted(await _names(db)) == ["after", "other", "t0", "t1", "t2", "t3", "t4"]
+    finally:
+        await db.close()
+        await other.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Dialect, Engine, Executable, Table, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, Executable, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, make_url
@@ -151,6 +151,8 @@ class Database:
             _ping_idle_connections(self.engine.sync_engine)
         # SQLite has one writer at a time; queueing writers here beats spinning on SQLITE_BUSY.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        # SQLite's write connection, kept between writes (see write)
+        self._writer: tuple[Connection, _InlineConnection] | None = None
         self._autocommit: AsyncConnection | None = None  # kept between uses (see autocommit)
         self._autocommit_used = 0.0
         self._autocommit_lock = asyncio.Lock()
@@ -175,11 +177,21 @@ class Database:
                     async with conn.begin():
                         yield conn
                 return
-            with self._inline.connect() as sync_conn:
+            # One connection serves every write in turn (the lock admits one writer): taking
+            # one from the pool and wrapping it cost as much as the worker's write itself.
+            writer, self._writer = self._writer, None
+            if writer is None:
+                sync_conn = self._inline.connect()
                 sync_conn.execution_options(sqlite_begin="IMMEDIATE")
-                conn = _InlineConnection(self.engine, sync_connection=sync_conn)
-                async with conn.begin():
-                    yield conn
+                writer = sync_conn, _InlineConnection(self.engine, sync_connection=sync_conn)
+            try:
+                async with writer[1].begin():
+                    yield writer[1]
+            except BaseException:
+                # Back to the pool, whose reset ends whatever a failed COMMIT left open.
+                writer[0].close()
+                raise
+            self._writer = writer
 
     @asynccontextmanager
     async def autocommit(self) -> AsyncIterator[AsyncConnection]:
@@ -223,6 +235,9 @@ class Database:
             conn, self._autocommit = self._autocommit, None
             await _discard(conn)
         await self.engine.dispose()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer[0].close()
         if self._inline is not None:
             self._inline.dispose()
 

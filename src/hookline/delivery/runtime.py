@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hookline.delivery.eventcache import Window
+from hookline.delivery.signing import Presigned
 from hookline.domain.webhooks import CategoryFilter, WebhookSpec, delay_seconds
 from hookline.store.db import Confirmation
 from hookline.store.deliveries import Package
@@ -25,6 +26,7 @@ class Opening:
     lookahead: list[Window] = field(default_factory=list)  # see _take
     read: tuple[int, list[Window]] | None = None  # every event after the int, for EventCache
     confirmation: Confirmation | None = None  # whether ``package`` opened, if known only later
+    presigned: Presigned | None = None  # the headers of ``package``'s first attempt
 
     @property
     def moved_underneath(self) -> bool:
@@ -55,6 +57,7 @@ class Runtime:
     poked: bool = False  # new events arrived while busy
     stale: bool = False  # config changed while busy
     body: bytes | None = None  # the open package's bytes, kept only for its first attempt
+    presigned: Presigned | None = None  # and its headers, signed ahead (see Presigned)
     lookahead: list[Window] = field(default_factory=list)  # see Worker._window
 
     def __post_init__(self) -> None:

@@ -30,11 +30,11 @@ from hookline.delivery.eventcache import EventCache, Window
 from hookline.delivery.payload import event_head, join_heads, package_body
 from hookline.delivery.runtime import Opening, Runtime
 from hookline.delivery.sender import Sender
-from hookline.delivery.signing import Signer
+from hookline.delivery.signing import Presigned, Signer
 from hookline.delivery.wakeups import Wakeups
 from hookline.domain.events import MIN_WIRE_SIZE, Published
 from hookline.domain.packing import plan_package, planning_window
-from hookline.ids import utcnow
+from hookline.ids import new_id, utcnow
 from hookline.store.db import Database, Tx
 from hookline.store.deliveries import (
     Closing,
@@ -253,16 +253,34 @@ class Worker:
         taken = window[: plan.take]
         events = [event for _, event, _ in taken]
         body = join_heads([head for _, _, head in taken], runtime.webhook_id)
-        package, confirmation = await open_package_in(
-            tx, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
-            expected_cursor=runtime.cursor, settings_at=runtime.settings_at, events=events,
-            size=len(body), now=now, closing=closing,
-        )  # fmt: skip
+        package_id = new_id()
+        # Alone, without a transaction (PostgreSQL), the statement is the chain's one wait for
+        # the database: sign the package meanwhile. In a shared transaction other units' work
+        # fills the waits, and signing ahead only added objects to keep (7% fewer packages/s
+        # with 1000 webhooks).
+        presigned = None
+        if tx.autocommit:
+            presigned = Presigned(
+                self.signer, runtime.spec.url, body, msg_id=package_id, secrets=runtime.secrets
+            )
+        try:
+            package, confirmation = await open_package_in(
+                tx, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id,
+                owner=self.owner, expected_cursor=runtime.cursor,
+                settings_at=runtime.settings_at, events=events, size=len(body), now=now,
+                closing=closing, package_id=package_id,
+            )  # fmt: skip
+        except BaseException:
+            if presigned is not None:
+                presigned.cancel()
+            raise
         if package is None:
+            if presigned is not None:
+                presigned.cancel()
             return Opening(stale=True, read=read)
         return Opening(
             package=package, body=body, pending_bytes=pending - plan.size, lookahead=ahead,
-            read=read, confirmation=confirmation,
+            read=read, confirmation=confirmation, presigned=presigned,
         )  # fmt: skip
 
     async def _window(
@@ -338,6 +356,7 @@ class Worker:
         if opening.package is None:
             return opening.due
         runtime.package, runtime.body = opening.package, opening.body
+        runtime.presigned = opening.presigned
         runtime.cursor = opening.package.event_seqs[-1]
         return time.time()
 
@@ -349,15 +368,19 @@ class Worker:
             # take the webhook over, so send nothing until a renewal succeeds.
             return time.time() + ERROR_PAUSE
         body, runtime.body = runtime.body, None
+        presigned, runtime.presigned = runtime.presigned, None
         if body is None:
             async with self.db.read() as conn:
                 events = await events_by_seq(conn, runtime.tenant_id, package.event_seqs)
             body = package_body(events, runtime.webhook_id)
         started = utcnow()
-        headers = self.signer.headers(
-            runtime.spec.url, body, msg_id=package.id, timestamp=int(started.timestamp()),
-            secrets=runtime.secrets,
-        )  # fmt: skip
+        timestamp = int(started.timestamp())
+        headers = presigned.take(timestamp) if presigned is not None else None
+        if headers is None:
+            headers = self.signer.headers(
+                runtime.spec.url, body, msg_id=package.id, timestamp=timestamp,
+                secrets=runtime.secrets,
+            )  # fmt: skip
         result = await self.sender.post(runtime.spec.url, body, headers)
         judged = self.recorder.judge(runtime, package, result, started=started)
 

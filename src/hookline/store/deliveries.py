@@ -254,6 +254,7 @@ async def open_package(
     now: datetime,
     later: Later | None = None,
     closing: Closing | None = None,
+    package_id: str | None = None,
 ) -> Package | None:
     """Record the next package of a webhook and move its cursor past it, atomically; with
     ``closing`` (only for a leased webhook), close that finished package in the same step.
@@ -265,7 +266,7 @@ async def open_package(
     postgres = conn.dialect.name == "postgresql"
     package, statement, params = _opening(
         tenant_id, webhook_id, owner, expected_cursor, settings_at, events, size, now, closing,
-        postgres=postgres,
+        postgres=postgres, package_id=package_id,
     )  # fmt: skip
     moved = await run(conn, statement, params)
     if postgres:
@@ -292,6 +293,7 @@ async def open_package_in(
     size: int,
     now: datetime,
     closing: Closing | None = None,
+    package_id: str | None = None,
 ) -> tuple[Package | None, Confirmation | None]:
     """``open_package`` in a worker's transaction. On PostgreSQL, in a shared transaction,
     the statement is queued (``Tx.later_confirmed``): the group's packages are opened by one
@@ -302,11 +304,12 @@ async def open_package_in(
             tx.conn, tenant_id=tenant_id, webhook_id=webhook_id, owner=owner,
             expected_cursor=expected_cursor, settings_at=settings_at, events=events,
             size=size, now=now, later=None if tx.autocommit else tx.later, closing=closing,
+            package_id=package_id,
         )  # fmt: skip
         return package, None
     package, statement, params = _opening(
         tenant_id, webhook_id, owner, expected_cursor, settings_at, events, size, now, closing,
-        postgres=True,
+        postgres=True, package_id=package_id,
     )  # fmt: skip
     key = (webhook_id, package.id)
     return package, tx.later_confirmed(statement, params, check=_opened, key=key)
@@ -315,12 +318,13 @@ async def open_package_in(
 def _opening(
     tenant_id: str, webhook_id: str, owner: str | None, expected_cursor: int,
     settings_at: datetime, events: Sequence[StoredEvent], size: int, now: datetime,
-    closing: Closing | None, *, postgres: bool,
+    closing: Closing | None, *, postgres: bool, package_id: str | None = None,
 ) -> tuple[Package, Any, dict[str, Any]]:  # fmt: skip
     """The package ``open_package`` records, its statement (on PostgreSQL, every write of the
     step in one; on SQLite, the cursor move) and the statement's parameters."""
     package = Package(
-        id=new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="queue", status="pending",
+        id=package_id or new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="queue",
+        status="pending",
         event_seqs=[e.seq for e in events], event_ids=[e.id for e in events], size=size,
         created_at=now, next_attempt_at=now,
     )  # fmt: skip

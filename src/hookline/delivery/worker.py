@@ -263,17 +263,12 @@ class Worker:
             presigned = Presigned(
                 self.signer, runtime.spec.url, body, msg_id=package_id, secrets=runtime.secrets
             )
-        try:
-            package, confirmation = await open_package_in(
-                tx, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id,
-                owner=self.owner, expected_cursor=runtime.cursor,
-                settings_at=runtime.settings_at, events=events, size=len(body), now=now,
-                closing=closing, package_id=package_id,
-            )  # fmt: skip
-        except BaseException:
-            if presigned is not None:
-                presigned.cancel()
-            raise
+        # If the statement fails, the signing still runs once and is dropped with the rest.
+        package, confirmation = await open_package_in(
+            tx, tenant_id=runtime.tenant_id, webhook_id=runtime.webhook_id, owner=self.owner,
+            expected_cursor=runtime.cursor, settings_at=runtime.settings_at, events=events,
+            size=len(body), now=now, closing=closing, package_id=package_id,
+        )  # fmt: skip
         if package is None:
             if presigned is not None:
                 presigned.cancel()

@@ -324,9 +324,8 @@ def _opening(
     step in one; on SQLite, the cursor move) and the statement's parameters."""
     package = Package(
         id=package_id or new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="queue",
-        status="pending",
-        event_seqs=[e.seq for e in events], event_ids=[e.id for e in events], size=size,
-        created_at=now, next_attempt_at=now,
+        status="pending", event_seqs=[e.seq for e in events],
+        event_ids=[e.id for e in events], size=size, created_at=now, next_attempt_at=now,
     )  # fmt: skip
     params = {
         "b_webhook": webhook_id, "b_cursor": expected_cursor, "b_owner": owner,

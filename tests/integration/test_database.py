@@ -357,6 +357,42 @@ async def test_appended_events_are_stored_column_for_column(database: Database) 
         assert [e.seq for e in await list_events_for_tenant(conn, tenant_id, after)] == [2]
 
 
+async def test_the_log_head_moves_by_what_was_appended_and_its_clock_never_back(
+    database: Database,
+) -> None:
+    """One statement moves the head (sequence numbers and the clock) when no ids are given;
+    with ids it is locked first and moved by the events that were new. A clock that stepped
+    back does not move server-assigned ``created_at`` back. (A guard of ``_advance``: the
+    comparison of timestamps runs in SQL, on SQLite over their text.)"""
+    later = utcnow()
+    earlier = later - timedelta(hours=1)
+    first_id, second_id = new_id(), new_id()
+
+    async def append(batch: list[NewEvent], now: datetime) -> Any:
+        async with database.write() as conn:
+            return await append_events(conn, tenant_id, batch, now=now)
+
+    async with database.write() as conn:
+        tenant_id = await create_tenant(conn, "acme")
+    plain = await append([NewEvent("ORDER.FILLED", "{}")] * 2, later)
+    stepped_back = await append([NewEvent("ORDER.FILLED", "{}", id=first_id)], earlier)
+    mixed = await append(
+        [NewEvent("ORDER.FILLED", "{}", id=first_id), NewEvent("ORDER.FILLED", "{}"),
+         NewEvent("ORDER.FILLED", "{}", id=second_id)], earlier,
+    )  # fmt: skip
+    repeated = await append([NewEvent("ORDER.FILLED", "{}", id=second_id)], earlier)
+    assert [[e.seq for e in r.events] for r in (plain, stepped_back, mixed, repeated)] == [
+        [1, 2], [3], [3, 4, 5], [5],
+    ]  # fmt: skip
+    assert [len(r.appended) for r in (plain, stepped_back, mixed, repeated)] == [2, 1, 2, 0]
+    assert {e.created_at for r in (plain, stepped_back, mixed) for e in r.appended} == {later}
+    assert (mixed.notice is not None and mixed.notice.last_seq, repeated.notice) == (5, None)
+    async with database.read() as conn:
+        head = (await conn.execute(select(tenants.c.last_seq, tenants.c.last_created_at))).one()
+        stored = [row.seq for row in await conn.execute(select(events.c.seq))]
+    assert (head.last_seq, head.last_created_at, sorted(stored)) == (5, later, [1, 2, 3, 4, 5])
+
+
 async def test_closing_a_package_locks_rows_in_the_documented_order(database: Database) -> None:
     """The one-statement closing (PostgreSQL) must lock webhook_state before packages, like
     every other writer (store/webhooks.py): here a DELETE holds the webhook's state and then

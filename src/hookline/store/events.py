@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, bindparam, case, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hookline.domain.events import (
@@ -24,7 +24,6 @@ from hookline.domain.webhooks import CategoryFilter
 from hookline.ids import is_id, new_ids
 from hookline.store.tables import events, tenants
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHUNK = 500
 _FULL = (events.c.seq, events.c.id, events.c.type, events.c.created_at, events.c.object)
 
@@ -53,6 +52,31 @@ async def _existing(
     return found
 
 
+# Moves a tenant's log head on by ``b_count`` events and returns it, taking the row's lock for
+# the transaction. ``last_created_at`` only moves forward: it is the clock of the next publish.
+_ADVANCE = (
+    update(tenants)
+    .where(tenants.c.id == bindparam("b_tenant"))
+    .values(
+        last_seq=tenants.c.last_seq + bindparam("b_count"),
+        last_created_at=case(
+            (tenants.c.last_created_at > bindparam("b_now"), tenants.c.last_created_at),
+            else_=bindparam("b_now", type_=tenants.c.last_created_at.type),
+        ),
+    )
+    .returning(tenants.c.last_seq, tenants.c.last_created_at)
+)
+
+
+async def _advance(
+    conn: AsyncConnection, tenant_id: str, count: int, now: datetime
+) -> tuple[int, datetime]:
+    """The tenant's log head after moving it on by ``count``: (last_seq, last_created_at)."""
+    params = {"b_tenant": tenant_id, "b_count": count, "b_now": now}
+    last_seq, last_created_at = (await conn.execute(_ADVANCE, params)).one()
+    return last_seq, last_created_at
+
+
 async def append_events(
     conn: AsyncConnection, tenant_id: str, batch: Sequence[NewEvent], *, now: datetime
 ) -> AppendResult:
@@ -68,34 +92,31 @@ async def append_events(
     prepared = [
         (new, new.id or next(fresh), event_shape(new.type, new.object_json)) for new in batch
     ]
-    # Lock the tenant row first: two publishes of the same id must not both find it missing.
-    head = (
-        await conn.execute(
-            select(tenants.c.last_seq, tenants.c.last_created_at)
-            .where(tenants.c.id == tenant_id)
-            .with_for_update()
-        )
-    ).one()
-    known = await _existing(conn, tenant_id, given) if given else {}
-    seq, clock = head.last_seq, max(now, head.last_created_at or _EPOCH)
+    if given:
+        # Lock the head before looking: two publishes of one id must not both find it missing.
+        # How far it moves is known only once the duplicates are.
+        seq, clock = await _advance(conn, tenant_id, 0, now)
+        known = await _existing(conn, tenant_id, given)
+    else:
+        # Nothing to look up: one statement takes the lock and every sequence number.
+        last, clock = await _advance(conn, tenant_id, len(batch), now)
+        seq, known = last - len(batch), {}
     result = AppendResult(events=[], appended=[])
     rows = []
     for new, event_id, shape in prepared:
-        if new.id and new.id in known:
-            result.events.append(known[new.id])
+        if given and event_id in known:
+            result.events.append(known[event_id])
             continue
         seq += 1
         stored = StoredEvent(seq, event_id, new.type, new.created_at or clock, new.object_json)
-        known[event_id] = stored
+        if given:
+            known[event_id] = stored
         result.events.append(stored)
         result.appended.append(stored)
         rows.append(event_row(tenant_id, stored, shape))
+    if given and result.appended:
+        await _advance(conn, tenant_id, len(result.appended), now)
     if result.appended:
-        await conn.execute(
-            update(tenants)
-            .where(tenants.c.id == tenant_id)
-            .values(last_seq=seq, last_created_at=clock)
-        )
         # (category, size, created_at) of each row: see COLUMNS
         result.notice = notice_of(tenant_id, seq, ((r[4], r[7], r[5]) for r in rows))
         await _insert(conn, rows)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import struct
 import time
 import uuid
 from datetime import UTC, datetime
@@ -35,8 +34,9 @@ def new_ids(count: int) -> list[str]:
     the cost of an id, and a publish of 500 events needs 500)."""
     global _last_ms, _counter, _prefix_ms, _prefix
     now_ms = time.time_ns() // 1_000_000
+    noise = os.urandom(8 * count).hex()  # 16 hex digits of noise per id
     made = []
-    for noise in struct.unpack(f"<{count}Q", os.urandom(8 * count)):
+    for at in range(0, 16 * count, 16):
         if now_ms > _last_ms:
             _last_ms, _counter = now_ms, secrets.randbits(11)
         else:
@@ -45,12 +45,18 @@ def new_ids(count: int) -> list[str]:
                 _last_ms, _counter = _last_ms + 1, secrets.randbits(11)
         if _last_ms != _prefix_ms:  # the 48-bit timestamp: the first two groups
             _prefix_ms, _prefix = _last_ms, f"{_last_ms >> 16:08x}-{_last_ms & 0xFFFF:04x}-"
-        # Version 7 and the counter; variant 0b10 and 14 random bits; 48 more random bits.
-        # (%-formatting: a third faster here than an f-string of four format specs.)
-        made.append("%s%04x-%04x-%012x" % (  # noqa: UP031
-            _prefix, 0x7000 | _counter, 0x8000 | (noise >> 48 & 0x3FFF), noise & 0xFFFFFFFFFFFF
-        ))  # fmt: skip
+        # Version 7 and the counter; the variant 0b10 over the first digit's low 2 bits and
+        # 12 more random bits; 48 more random bits. Pieces of text, not numbers formatted:
+        # 0.35 µs an id instead of 0.59 (``timeit``), and a publish of 500 events needs 500.
+        made.append(
+            f"{_prefix}{_VERSION_COUNTER[_counter]}{_VARIANT[noise[at]]}"
+            f"{noise[at + 1 : at + 4]}-{noise[at + 4 : at + 16]}"
+        )
     return made
+
+
+_VERSION_COUNTER = tuple(f"{0x7000 | counter:04x}-" for counter in range(0x1000))
+_VARIANT = {digit: "89ab"[int(digit, 16) & 0b11] for digit in "0123456789abcdef"}
 
 
 def is_id(text: str) -> bool:

@@ -75,3 +75,5 @@ def test_a_batch_draws_fresh_random_bits_for_every_id(monkeypatch: pytest.Monkey
     # same millisecond, consecutive counters: only the 62 random bits tell ids apart beyond it
     assert {_ms(m) for m in batch} == {frozen // 1_000_000}
     assert len({m[19:] for m in batch}) == len(batch)
+    # the variant's digit carries two random bits: all four of its values turn up
+    assert {m[19] for m in batch} == set("89ab")

@@ -188,16 +188,14 @@ def parse_new_event(
         raise ValidationFailed(
             f"must be at most {max_object_bytes} bytes of JSON", field=f"{where}object"
         )
-    object_json = encoded.decode()
-    # Field names are formatted only for what was given: most events give neither.
+    # Field names are formatted only for what was given: most events give neither. Made
+    # with positional arguments: by keyword, the tuple took twice as long (0.4 µs).
     event_id, created_at = raw.get("id"), raw.get("created_at")
     return NewEvent(
-        type=event_type,
-        object_json=object_json,
-        id=None if event_id is None else _event_id(event_id, f"{where}id"),
-        created_at=(
-            None if created_at is None else _created_at(created_at, f"{where}created_at", now)
-        ),
+        event_type,
+        encoded.decode(),
+        None if event_id is None else _event_id(event_id, f"{where}id"),
+        None if created_at is None else _created_at(created_at, f"{where}created_at", now),
     )
 
 

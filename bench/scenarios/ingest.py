@@ -48,12 +48,13 @@ def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
     """sqlite3, the driver Hookline writes with (store/db.py), with Hookline's pragmas."""
     import sqlite3
 
+    from hookline.store.db import SQLITE_PRAGMAS
     from hookline.store.events import INSERT_SQLITE
 
     rows = [(*r[:5], r[5].replace(tzinfo=None).isoformat(" "), *r[6:]) for r in rows]
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+        for pragma in SQLITE_PRAGMAS:
             conn.execute(f"PRAGMA {pragma}")
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH):

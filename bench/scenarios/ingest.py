@@ -44,17 +44,25 @@ def _rows(tenant_id: str, total: int) -> list[tuple[Any, ...]]:
     return rows
 
 
+_OLDER_PRAGMAS = (
+    "journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON",
+    "cache_size=-65536",
+)  # fmt: skip
+
+
 def _raw_sqlite(path: str, rows: list[tuple[Any, ...]]) -> float:
     """sqlite3, the driver Hookline writes with (store/db.py), with Hookline's pragmas."""
     import sqlite3
 
-    from hookline.store.db import SQLITE_PRAGMAS
+    from hookline.store import db
     from hookline.store.events import INSERT_SQLITE
 
+    # A --ref from before SQLITE_PRAGMAS (052cbb2) set these same five in its connect hook.
+    pragmas = getattr(db, "SQLITE_PRAGMAS", _OLDER_PRAGMAS)
     rows = [(*r[:5], r[5].replace(tzinfo=None).isoformat(" "), *r[6:]) for r in rows]
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        for pragma in SQLITE_PRAGMAS:
+        for pragma in pragmas:
             conn.execute(f"PRAGMA {pragma}")
         started = time.perf_counter()
         for start in range(0, len(rows), BATCH):

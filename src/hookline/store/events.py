@@ -54,14 +54,14 @@ async def _existing(
 
 # Moves a tenant's log head on by ``b_count`` events and returns it, taking the row's lock for
 # the transaction. ``last_created_at`` only moves forward: it is the clock of the next publish.
+_NOW = bindparam("b_now", type_=tenants.c.last_created_at.type)
 _ADVANCE = (
     update(tenants)
     .where(tenants.c.id == bindparam("b_tenant"))
     .values(
         last_seq=tenants.c.last_seq + bindparam("b_count"),
         last_created_at=case(
-            (tenants.c.last_created_at > bindparam("b_now"), tenants.c.last_created_at),
-            else_=bindparam("b_now", type_=tenants.c.last_created_at.type),
+            (tenants.c.last_created_at > _NOW, tenants.c.last_created_at), else_=_NOW
         ),
     )
     .returning(tenants.c.last_seq, tenants.c.last_created_at)

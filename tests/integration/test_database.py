@@ -393,6 +393,35 @@ async def test_the_log_head_moves_by_what_was_appended_and_its_clock_never_back(
     assert (head.last_seq, head.last_created_at, sorted(stored)) == (5, later, [1, 2, 3, 4, 5])
 
 
+async def test_racing_appends_hand_out_dense_runs_of_sequence_numbers(database_url: str) -> None:
+    """Publishes to one tenant from several connections at once (on PostgreSQL they really
+    race, each from its own pool): the head's row lock, taken by the statement that moves it,
+    gives every batch one unbroken run, and all of them together 1..N with nothing twice."""
+    migrate(database_url)
+    databases = [Database(database_url) for _ in range(3)]
+    try:
+        async with databases[0].write() as conn:
+            tenant_id = await create_tenant(conn, "acme")
+
+        async def publish(db: Database, n: int) -> list[int]:
+            batch = [NewEvent("ORDER.FILLED", f'{{"n":{n},"i":{i}}}') for i in range(5)]
+            async with db.write() as conn:
+                result = await append_events(conn, tenant_id, batch, now=utcnow())
+            return [event.seq for event in result.appended]
+
+        runs = await asyncio.gather(*(publish(databases[n % 3], n) for n in range(24)))
+        for run in runs:
+            assert run == list(range(run[0], run[0] + 5))
+        assert sorted(seq for run in runs for seq in run) == list(range(1, 121))
+        async with databases[0].read() as conn:
+            stored = sorted(row.seq for row in await conn.execute(select(events.c.seq)))
+            head = (await conn.execute(select(tenants.c.last_seq))).scalar_one()
+        assert (stored, head) == (list(range(1, 121)), 120)
+    finally:
+        for db in databases:
+            await db.close()
+
+
 async def test_closing_a_package_locks_rows_in_the_documented_order(database: Database) -> None:
     """The one-statement closing (PostgreSQL) must lock webhook_state before packages, like
     every other writer (store/webhooks.py): here a DELETE holds the webhook's state and then

@@ -137,7 +137,7 @@ def _tenant_id(url: str, name: str, create: bool = False) -> str:
 
 
 def run(ctx: Context) -> None:
-    total = ctx.size(10_000, 100_000)
+    total = ctx.size(40_000, 100_000)
     results: dict[str, Any] = {"events_per_run": total, "batch": BATCH}
     for kind in ctx.dbs:
         runs: list[dict[str, float]] = []

@@ -5,6 +5,7 @@ PostgreSQL connections cut while resting in the pool."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -106,6 +107,62 @@ async def test_sqlite_writers_take_turns_without_interleaving(tmp_path: object) 
         assert max(seen_inside) <= 1  # never two writers inside at once
     finally:
         await db.close()
+
+
+def _size(path: str) -> int:
+    """A file's size (a stat: nothing an event loop would wait on)."""
+    return os.path.getsize(path)
+
+
+async def _fill(db: Database, tenant_id: str, events_count: int) -> None:
+    """Append ``events_count`` events of ~1 KiB in one write transaction."""
+    batch = [NewEvent("ORDER.FILLED", '{"pad":"%s"}' % ("x" * 1000))] * events_count
+    async with db.write() as conn:
+        await append_events(conn, tenant_id, batch, now=utcnow())
+
+
+async def test_sqlite_checkpoints_run_on_a_thread_soon_after_writes(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a write leaves in the WAL is copied back into the database file shortly after,
+    by the checkpointer's thread, though far fewer pages than SQLite's own threshold were
+    written (its checkpoints would have left the file as it was)."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_AFTER", 0.01)
+    path = f"{tmp_path}/checkpointed.db"
+    migrate(f"sqlite:///{path}")
+    db = Database(f"sqlite:///{path}")
+    try:
+        async with db.write() as conn:
+            tenant_id = await create_tenant(conn, "acme")
+        before = _size(path)
+        await _fill(db, tenant_id, 500)  # ~0.7 MB: ~170 pages, well under 1000
+        for _ in range(500):
+            if _size(path) > before + 500_000:
+                break
+            await asyncio.sleep(0.01)
+        assert _size(path) > before + 500_000, "the WAL was not checkpointed"
+    finally:
+        await db.close()
+
+
+async def test_sqlite_commits_leave_checkpoints_to_the_thread(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that takes the WAL past SQLite's default threshold (1000 pages) does not copy
+    it back inside its COMMIT, on the event loop's thread: the file is as it was when the
+    write returns. Closing the database runs the thread's last checkpoint."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_AFTER", 60.0)  # not before close() here
+    path = f"{tmp_path}/backstop.db"
+    migrate(f"sqlite:///{path}")
+    db = Database(f"sqlite:///{path}")
+    async with db.write() as conn:
+        tenant_id = await create_tenant(conn, "acme")
+    before = _size(path)
+    await _fill(db, tenant_id, 4000)  # ~5.5 MB: ~1400 pages
+    assert _size(path) == before
+    assert _size(f"{path}-wal") > 4 * 2**20
+    await db.close()
+    assert _size(path) > before + 4 * 2**20
 
 
 async def test_sqlite_writes_keep_one_connection(tmp_path: object) -> None:

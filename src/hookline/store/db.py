@@ -93,11 +93,14 @@ class _Checkpointer:
                 if connection is None:
                     connection = sqlite3.connect(self._path, isolation_level=None)
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as error:  # busy, or the file went away: the next write retries
-                log.warning("sqlite checkpoint failed", error=str(error))
-                if connection is not None:
-                    connection.close()
-                connection = None
+            except sqlite3.Error as error:
+                # Busy: another process is checkpointing. Otherwise the file broke or went
+                # away: start again from a new connection. The next write retries either way.
+                if getattr(error, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+                    log.warning("sqlite checkpoint failed", error=str(error))
+                    if connection is not None:
+                        connection.close()
+                    connection = None
             if self._closing.is_set():
                 break
         if connection is not None:

@@ -104,12 +104,12 @@ async def append_events(
     result = AppendResult(events=[], appended=[])
     rows = []
     for new, event_id, shape in prepared:
-        if given and event_id in known:
+        if event_id in known:
             result.events.append(known[event_id])
             continue
         seq += 1
         stored = StoredEvent(seq, event_id, new.type, new.created_at or clock, new.object_json)
-        if given:
+        if given:  # only given ids can come again, later in the same batch
             known[event_id] = stored
         result.events.append(stored)
         result.appended.append(stored)

@@ -30,12 +30,16 @@ def cases(ctx: Context) -> list[tuple[str, Drain]]:
 
 def run(ctx: Context) -> None:
     results: dict[str, Any] = {"measured_first_events": MEASURED}
-    for label, spec in cases(ctx):
-        runs = []
-        spec.timeout = ctx.time_cap
-        for n in ctx.repeats(f"scale {label}"):
+    specs = cases(ctx)
+    measured: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in specs}
+    # Round by round, every other round in reverse: each case of a compared pair goes first
+    # as often as the other, and drift over the scenario falls on both.
+    for n in ctx.repeats("scale"):
+        for label, spec in specs if n % 2 == 0 else specs[::-1]:
             log(f"scale {label}: run {n + 1}/{ctx.runs}")
-            runs.append(run_drain(spec))
+            spec.timeout = ctx.time_cap
+            measured[label].append(run_drain(spec))
+    for label, runs in measured.items():
         if not runs:
             continue
         med = {k: median(r[k] for r in runs) for k in runs[0]}

@@ -32,8 +32,7 @@ def run(ctx: Context) -> None:
             }  # fmt: skip
             # Each goes first in every other pair: what runs second is not always the same.
             order = list(shapes) if n % 2 == 0 else list(reversed(shapes))
-            pair = {name: run_drain(shapes[name]) for name in order}
-            pairs.append({name: pair[name] for name in shapes})
+            pairs.append({name: run_drain(shapes[name]) for name in order})
         if not pairs:
             continue
         a = median(p["healthy_only"]["events_per_s"] for p in pairs)

@@ -20,12 +20,16 @@ def cases(ctx: Context) -> list[tuple[str, Drain]]:
     small, large = ctx.size((10_000, 100_000), (10_000, 1_000_000))
     few, many = ctx.size((10, 1000), (10, 10_000))
     per_hook = ctx.size(2000, 5000)
+    cap = ctx.time_cap
     return [
-        (f"{kind} backlog {small:,}", Drain(kind, 1, small, build="append", wait_for=MEASURED)),
-        (f"{kind} backlog {large:,}", Drain(kind, 1, large, build="append", wait_for=MEASURED)),
-        (f"{kind} {few:,} webhooks", Drain(kind, few, per_hook)),
-        (f"{kind} {many:,} webhooks", Drain(kind, few, per_hook, idle_webhooks=many - few)),
-    ]
+        (f"{kind} backlog {small:,}",
+         Drain(kind, 1, small, build="append", wait_for=MEASURED, timeout=cap)),
+        (f"{kind} backlog {large:,}",
+         Drain(kind, 1, large, build="append", wait_for=MEASURED, timeout=cap)),
+        (f"{kind} {few:,} webhooks", Drain(kind, few, per_hook, timeout=cap)),
+        (f"{kind} {many:,} webhooks",
+         Drain(kind, few, per_hook, idle_webhooks=many - few, timeout=cap)),
+    ]  # fmt: skip
 
 
 def run(ctx: Context) -> None:
@@ -37,7 +41,6 @@ def run(ctx: Context) -> None:
     for n in ctx.repeats("scale"):
         for label, spec in specs if n % 2 == 0 else specs[::-1]:
             log(f"scale {label}: run {n + 1}/{ctx.runs}")
-            spec.timeout = ctx.time_cap
             measured[label].append(run_drain(spec))
     for label, runs in measured.items():
         if not runs:
@@ -47,7 +50,7 @@ def run(ctx: Context) -> None:
         ctx.table.add("scale", f"{label}: worker CPU per event", med["cpu_us_per_event"],
                       "µs/event")  # fmt: skip
         ctx.table.add("scale", f"{label}: events/s", med["events_per_s"], "events/s")
-    labels = [label for label, _ in cases(ctx)]
+    labels = [label for label, _ in specs]
     for a, b in ((labels[0], labels[1]), (labels[2], labels[3])):
         if a in results and b in results:
             ratio = (

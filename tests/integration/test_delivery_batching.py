@@ -14,6 +14,7 @@ from hookline.delivery.eventcache import EventCache
 from hookline.delivery.runtime import Runtime
 from hookline.delivery.worker import Worker
 from hookline.store.db import Tx
+from hookline.store.events import log_heads
 from hookline.store.tables import packages, webhook_state
 from tests.support.hookline import Hookline, Tenant
 from tests.support.receiver import Answer, Receiver
@@ -252,8 +253,58 @@ async def test_webhooks_starting_together_read_the_log_once(
         async with services.db.write() as conn:
             tx = Tx(conn)
             tx.log_written = True
-            window, _, read = await worker._window(tx, runtimes[4])
+            window, _, read = await worker._window(tx, runtimes[4], head=20)
         assert len(reads) == 2 and len(worker._events) == 0  # held back until the commit
         assert read is not None and [item[0].seq for item in window][:3] == [1, 2, 3]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_idle_webhooks_with_one_filter_read_the_log_once_between_them(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """Webhooks of a tenant that find nothing they take waiting (a worker starting with
+    thousands of them) share what the first one's read showed: the others neither read nor
+    miss anything. What one filter showed says nothing for another; and once the log moves
+    on, each reads again, from where nothing was known to wait."""
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    one_each = {"max_package_size": 100}  # one event fills a package: it is due at once
+    reports = [
+        await acme.create_webhook(receiver.url(f"/r{n}"), type=["REPORT"], config=one_each)
+        for n in range(4)
+    ]
+    accounts = await acme.create_webhook(receiver.url("/a"), type=["ACCOUNT"], config=one_each)
+    await acme.publish(*(order_event(n) for n in range(20)))
+    worker = hookline.new_worker()
+    await worker._sync()
+    services = hookline.services
+    assert services is not None
+    async with services.db.read() as conn:
+        worker._heads = await log_heads(conn)
+    runtimes = [worker._runtimes[hook["id"]] for hook in [*reports, accounts]]
+    reads: list[tuple[Any, ...]] = []
+
+    def count(_conn, _cursor, statement: str, params, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "FROM events" in statement:
+            reads.append(params)
+
+    engine = services.db._inline or services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes))
+        assert len(reads) == 2  # one for the REPORT webhooks, one for the ACCOUNT one
+        assert all(r.package is None and r.floor == 20 for r in runtimes)
+
+        await acme.publish({"type": "REPORT.CREATED", "object": {"n": 20}})
+        worker._heads[acme.id] = 21
+        reads.clear()
+        await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes))
+        assert len(reads) == 5  # the log moved on: each looks again (reads are not shared)
+        assert all(params[1] == 20 for params in reads)  # from where nothing was known to wait
+        assert [r.package.event_seqs if r.package else None for r in runtimes] == [
+            [21], [21], [21], [21], None,
+        ]  # fmt: skip
+        assert runtimes[4].floor == 21
     finally:
         event.remove(engine, "before_cursor_execute", count)

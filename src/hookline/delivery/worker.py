@@ -28,6 +28,7 @@ from hookline.delivery.attempts import AttemptRecorder
 from hookline.delivery.batching import WriteBatcher
 from hookline.delivery.eventcache import EventCache, Window
 from hookline.delivery.payload import event_head, join_heads, package_body
+from hookline.delivery.quiet import QuietStretches
 from hookline.delivery.runtime import Opening, Runtime
 from hookline.delivery.sender import Sender
 from hookline.delivery.signing import Presigned, Signer
@@ -83,6 +84,7 @@ class Worker:
         self.recorder = AttemptRecorder(settings, wakeups)
         self._batcher = WriteBatcher(db)
         self._events = EventCache()
+        self._quiet = QuietStretches()
         self._runtimes: dict[str, Runtime] = {}
         self._by_tenant: dict[str, set[str]] = defaultdict(set)
         self._heap: list[tuple[float, int, str]] = []
@@ -237,13 +239,16 @@ class Worker:
         # Captured before the read: every event up to it is visible to the read (the head only
         # moves after commits), so "nothing waiting" means nothing up to it ever will be.
         head = self._heads.get(runtime.tenant_id, 0)
-        window, ahead, read = await self._window(tx, runtime)
+        window, ahead, read = await self._window(tx, runtime, head)
         plan = plan_package(
             [item[0] for item in window], max_size=runtime.spec.max_package_size,
             max_events=self.settings.max_package_events, delay=runtime.spec.delay_timedelta,
             now=now,
         )  # fmt: skip
         if plan is None:
+            # True for good, and for the tenant's other webhooks with this filter: shared at
+            # once, even with the units after this one in a shared transaction (see quiet.py).
+            self._quiet.add(runtime.tenant_id, runtime.filter, after=runtime.after, upto=head)
             return Opening(floor=head, read=read)
         pending = sum(item[0].size for item in window)
         if plan.due_at > now:
@@ -279,11 +284,13 @@ class Worker:
         )  # fmt: skip
 
     async def _window(
-        self, tx: Tx, runtime: Runtime
+        self, tx: Tx, runtime: Runtime, head: int
     ) -> tuple[list[Window], list[Window], tuple[int, list[Window]] | None]:
         """The events to plan the next package from (one more than a package can hold), the
         lookahead to keep, and the read to share with the tenant's other webhooks, both to
-        apply once the transaction has committed (see ``_take``).
+        apply once the transaction has committed (see ``_take``). Where the tenant's other
+        webhooks have already shown that nothing this one takes waits up to ``head``, the log
+        is not read at all (see ``_read_from``).
 
         A webhook that takes every event reads through the worker's ``EventCache``: its read
         serves the tenant's other such webhooks too. A read is shared at once if it can only
@@ -301,16 +308,21 @@ class Worker:
             cached, start = self._events.window(runtime.tenant_id, after=runtime.after, limit=size)
             if len(cached) >= size:
                 return cached, [], None
+            start_at = self._read_from(runtime, start, head)
+            if start_at is None:
+                return cached, [], None
             clean = not tx.log_written
-            read = await self._read(tx.conn, runtime, after=start, limit=size * LOOKAHEAD_PACKAGES)
+            read = await self._read(
+                tx.conn, runtime, after=start_at, limit=size * LOOKAHEAD_PACKAGES
+            )
             if clean:
-                self._events.add(runtime.tenant_id, after=start, read=read)
+                self._events.add(runtime.tenant_id, after=start_at, read=read)
                 return (cached + read)[:size], [], None
-            return (cached + read)[:size], [], (start, read)
-        return await self._filtered_window(tx.conn, runtime, size)
+            return (cached + read)[:size], [], (start_at, read)
+        return await self._filtered_window(tx.conn, runtime, size, head)
 
     async def _filtered_window(
-        self, conn: AsyncConnection, runtime: Runtime, size: int
+        self, conn: AsyncConnection, runtime: Runtime, size: int, head: int
     ) -> tuple[list[Window], list[Window], None]:
         """``_window`` for a webhook with a filter. While it drains a backlog, one read serves
         several packages: what is left of it after the cursor is still exactly what waits
@@ -320,11 +332,20 @@ class Worker:
         if len(ahead) >= size:
             return ahead[:size], ahead, None
         # What is left ahead is the start of what waits: read only what follows it.
-        after = ahead[-1][0].seq if ahead else runtime.after
-        read = ahead + await self._read(
-            conn, runtime, after=after, limit=size * LOOKAHEAD_PACKAGES - len(ahead)
-        )
+        start = self._read_from(runtime, ahead[-1][0].seq if ahead else runtime.after, head)
+        read = ahead
+        if start is not None:
+            limit = size * LOOKAHEAD_PACKAGES - len(ahead)
+            read = ahead + await self._read(conn, runtime, after=start, limit=limit)
         return read[:size], (read if len(read) > size else []), None
+
+    def _read_from(self, runtime: Runtime, after: int, head: int) -> int | None:
+        """Where to read the log for ``runtime`` after ``after``: past what the tenant's
+        webhooks with the same filter have shown holds nothing it takes. None if that reaches
+        ``head``: nothing waits that the worker knows of (later events wake it, see
+        ``on_published``)."""
+        start = self._quiet.upto(runtime.tenant_id, runtime.filter, after=after)
+        return None if start > after and start >= head else start
 
     @staticmethod
     async def _read(

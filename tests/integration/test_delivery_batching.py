@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from hookline.delivery.eventcache import EventCache
 from hookline.delivery.runtime import Runtime
@@ -308,3 +308,41 @@ async def test_idle_webhooks_with_one_filter_read_the_log_once_between_them(
         assert runtimes[4].floor == 21
     finally:
         event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_renewing_leases_never_deadlocks_with_a_delivery_write(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """On PostgreSQL a worker's delivery writes, many webhooks' in one transaction, lock the
+    rows its lease renewal updates. Renewing every lease in one statement, it waited for a row
+    such a transaction held while holding the row that transaction came to next: a deadlock
+    (a second's stall and a failed batch) at every renewal under load. Now the rows locked at
+    that moment are renewed one at a time, once free, and every lease is still renewed."""
+    services = hookline.services
+    assert services is not None
+    if services.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: no row is ever waited for")
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    for n in range(2):
+        await acme.create_webhook(receiver.url(f"/h{n}"))
+    worker = hookline.new_worker()
+    await worker._sync()
+    leases = select(webhook_state.c.webhook_id, webhook_state.c.lease_until).order_by(
+        text("ctid")  # the order a renewal's scan meets them in
+    )
+    async with services.db.read() as conn:
+        before = {row.webhook_id: row.lease_until for row in await conn.execute(leases)}
+    first, last = before
+    bump = text("UPDATE webhook_state SET cursor_seq = cursor_seq WHERE webhook_id = :id")
+    async with services.db.write() as conn:
+        await conn.execute(bump, {"id": last})  # a delivery write holds the last row
+        renewal = asyncio.create_task(worker._sync())
+        await asyncio.sleep(0.3)  # the renewal takes what it can meanwhile
+        await conn.execute(bump, {"id": first})  # and the write comes to the first row
+    await asyncio.wait_for(renewal, 10)
+    async with services.db.read() as conn:
+        after = {row.webhook_id: row.lease_until for row in await conn.execute(leases)}
+    assert set(after) == {first, last}
+    assert all(after[i] > before[i] for i in after)
+    assert set(worker._runtimes) == {first, last}

@@ -44,6 +44,7 @@ from hookline.store.deliveries import (
     load_states,
     open_package_in,
     release_leases,
+    renew_lease,
     renew_leases,
 )
 from hookline.store.events import events_by_seq, log_heads, waiting_events
@@ -529,7 +530,7 @@ class Worker:
             await heartbeat(conn, self.owner, now=now)
             live = await live_workers(conn, since=now - self.settings.lease_duration)
             share = math.ceil(await deliverable_webhooks(conn) / live)
-            held = await renew_leases(conn, self.owner, until=until)
+            held, locked = await renew_leases(conn, self.owner, until=until)
             if len(held) < share:
                 wanted = min(share - len(held), CLAIM_BATCH)
                 held |= set(
@@ -539,6 +540,12 @@ class Worker:
             if excess:
                 await release_leases(conn, self.owner, excess)
                 held -= set(excess)
+        # The rows a delivery write had locked: one at a time, each in a transaction of its
+        # own, once that write has committed (see renew_leases).
+        for webhook_id in locked - set(excess):
+            async with self.db.write() as conn:
+                if not await renew_lease(conn, self.owner, webhook_id, until=until):
+                    held.discard(webhook_id)
         self._renewed_at = renewing_at
         self._drop([i for i in self._runtimes if i not in held])
         await self._reload([i for i in held if i not in self._runtimes])

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select, text
 
+from hookline.delivery import worker as worker_module
 from hookline.delivery.eventcache import EventCache
 from hookline.delivery.runtime import Runtime
 from hookline.delivery.worker import Worker
+from hookline.domain.events import MIN_WIRE_SIZE
+from hookline.domain.packing import planning_window
 from hookline.store.db import Tx
 from hookline.store.events import log_heads
 from hookline.store.tables import packages, webhook_state
@@ -346,3 +349,33 @@ async def test_renewing_leases_never_deadlocks_with_a_delivery_write(
     assert set(after) == {first, last}
     assert all(after[i] > before[i] for i in after)
     assert set(worker._runtimes) == {first, last}
+
+
+@pytest.mark.parametrize("budget", [worker_module.SHARED_READ_BYTES, 10_000])
+async def test_shared_reads_grow_while_events_are_small(
+    hookline: Hookline, receiver: Receiver, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read for the worker's shared cache asks for two packages' worth of events at first;
+    once the cache shows what the tenant's events weigh, up to eight packages' worth, as long
+    as that stays within SHARED_READ_BYTES (here, in the second case, it would not)."""
+    monkeypatch.setattr(worker_module, "SHARED_READ_BYTES", budget)
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    hook = await acme.create_webhook(receiver.url("/h"), config={"max_package_size": 1000})
+    await acme.publish(*(order_event(n) for n in range(100)))
+    worker = hookline.new_worker()
+    await worker._sync()
+    runtime = worker._runtimes[hook["id"]]
+    services = hookline.services
+    assert services is not None
+    size = planning_window(
+        max_size=1000, max_events=hookline.settings.max_package_events,
+        min_event_size=MIN_WIRE_SIZE,
+    )  # fmt: skip
+    async with services.db.write() as conn:
+        await worker._window(Tx(conn), runtime, head=100)
+        assert len(worker._events) == 2 * size  # nothing known yet: two packages' worth
+        runtime.cursor = 2 * size  # past what the cache holds
+        await worker._window(Tx(conn), runtime, head=100)
+    grown = 8 * size if budget > 10_000 else 2 * size
+    assert len(worker._events) == 2 * size + grown

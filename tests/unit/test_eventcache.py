@@ -177,3 +177,11 @@ def test_a_window_is_always_exactly_what_the_log_holds(
             assert seqs(window) == read_seqs(log, after, limit)
             cursors[tenant] = window[-1][0].seq if window else after
         assert cache.weight == len(cache) * W <= total
+
+
+def test_the_mean_weight_of_what_a_tenant_has_kept() -> None:
+    cache = EventCache()
+    assert cache.mean_weight("t") is None
+    cache.add("t", after=0, read=[item(1, size=100), item(2, size=300)])
+    assert cache.mean_weight("t") == (2 * 100 + OVERHEAD + 2 * 300 + OVERHEAD) // 2
+    assert cache.mean_weight("other") is None

@@ -71,6 +71,14 @@ class EventCache:
             return found, found[-1][0].seq
         return found, stretch.upto
 
+    def mean_weight(self, tenant_id: str) -> int | None:
+        """What an event of the tenant's kept stretch weighs on average (see ``_weight``); None
+        if none is kept."""
+        stretch = self._stretches.get(tenant_id)
+        if stretch is None or not stretch.items:
+            return None
+        return stretch.weight // len(stretch.items)
+
     def add(self, tenant_id: str, *, after: int, read: list[Window]) -> None:
         """Store a committed read of every event in ``(after, read[-1].seq]``. It extends the
         tenant's stretch if it starts inside it; a stretch that does not connect replaces the

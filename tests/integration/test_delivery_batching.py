@@ -379,3 +379,23 @@ async def test_shared_reads_grow_while_events_are_small(
         await worker._window(Tx(conn), runtime, head=100)
     grown = 8 * size if budget > 10_000 else 2 * size
     assert len(worker._events) == 2 * size + grown
+
+
+async def test_a_starting_worker_takes_every_free_webhook_in_its_first_sync(
+    hookline: Hookline, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free webhooks are claimed a batch at a time (``CLAIM_BATCH``), each batch loaded
+    before the next, but all of them at once: one batch per renewal period left a new worker
+    with ten thousand webhooks over three minutes from driving them all."""
+    monkeypatch.setattr(worker_module, "CLAIM_BATCH", 2)
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    hooks = [await acme.create_webhook(receiver.url(f"/h{n}")) for n in range(5)]
+    worker = hookline.new_worker()
+    await worker._sync()
+    assert set(worker._runtimes) == {hook["id"] for hook in hooks}
+    services = hookline.services
+    assert services is not None
+    async with services.db.read() as conn:
+        owners = {row.lease_owner for row in await conn.execute(select(webhook_state))}
+    assert owners == {worker.owner}

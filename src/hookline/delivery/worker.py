@@ -18,6 +18,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -546,11 +547,7 @@ class Worker:
             live = await live_workers(conn, since=now - self.settings.lease_duration)
             share = math.ceil(await deliverable_webhooks(conn) / live)
             held, locked = await renew_leases(conn, self.owner, until=until)
-            if len(held) < share:
-                wanted = min(share - len(held), CLAIM_BATCH)
-                held |= set(
-                    await claim_webhooks(conn, self.owner, now=now, until=until, limit=wanted)
-                )
+            claimed = await self._claim(conn, held, share, now=now, until=until)
             excess = self._excess(held, share)
             if excess:
                 await release_leases(conn, self.owner, excess)
@@ -564,7 +561,26 @@ class Worker:
         self._renewed_at = renewing_at
         self._drop([i for i in self._runtimes if i not in held])
         await self._reload([i for i in held if i not in self._runtimes])
+        # A full batch claimed: more may be free. Claim on now, a batch at a time (each one
+        # loaded before the next), not one batch per renewal period: ten thousand free
+        # webhooks took a new worker over three minutes to start driving.
+        while len(claimed) == CLAIM_BATCH:
+            async with self.db.write() as conn:
+                claimed = await self._claim(conn, held, share, now=utcnow(), until=until)
+            await self._reload(claimed)
         metrics.WEBHOOKS_HELD.set(len(self._runtimes))
+
+    async def _claim(
+        self, conn: AsyncConnection, held: set[str], share: int, *, now: datetime, until: datetime
+    ) -> list[str]:
+        """Claim up to one batch of free webhooks towards our share; adds them to ``held``."""
+        if len(held) >= share:
+            return []
+        claimed = await claim_webhooks(
+            conn, self.owner, now=now, until=until, limit=min(share - len(held), CLAIM_BATCH)
+        )
+        held.update(claimed)
+        return claimed
 
     def _excess(self, held: set[str], share: int) -> list[str]:
         """Idle webhooks to hand back when we hold more than our share (dropped at once, so

@@ -180,12 +180,12 @@ class Worker:
         next_due: float | None = None
         try:
             async with self._sem:
-                for _ in range(BURST):
+                for turn in range(BURST):
                     if self._stopping:
                         return
                     if runtime.stale:
                         break  # the webhook changed: reload before cutting another package
-                    next_due = await self._step(runtime)
+                    next_due = await self._step(runtime, last=turn == BURST - 1)
                     if next_due is None or next_due > time.time():
                         break
         except Exception:
@@ -209,8 +209,9 @@ class Worker:
 
     # --- one step of one webhook -----------------------------------------------------------
 
-    async def _step(self, runtime: Runtime) -> float | None:
-        """Advance one webhook by one package; returns when to look at it next (or None)."""
+    async def _step(self, runtime: Runtime, *, last: bool = False) -> float | None:
+        """Advance one webhook by one package; returns when to look at it next (or None).
+        ``last``: the last step of the webhook's turn (see ``_attempt``)."""
         if runtime.package is None:
             due = await self._open_next(runtime)
             if runtime.package is None:
@@ -218,7 +219,7 @@ class Worker:
         package = runtime.package
         if package.next_attempt_at is not None and package.next_attempt_at > utcnow():
             return package.next_attempt_at.timestamp()
-        return await self._attempt(runtime)
+        return await self._attempt(runtime, last=last)
 
     async def _open_next(self, runtime: Runtime) -> float | None:
         opening = await self._batcher.run(
@@ -227,12 +228,16 @@ class Worker:
         return self._take(runtime, opening)
 
     async def _plan_and_open(
-        self, tx: Tx, runtime: Runtime, closing: Closing | None = None
+        self, tx: Tx, runtime: Runtime, closing: Closing | None = None, *, defer: bool = False
     ) -> Opening:
         """Plan the webhook's next package and, if it is due, record it (moving the cursor)
         in the caller's write transaction, closing ``closing`` (the package just finished) on
-        the way. Touches no runtime state: see ``_take``."""
-        opening = await self._plan_and_open_after(tx, runtime, closing)
+        the way; with ``defer``, only close it, and look again at once. Touches no runtime
+        state: see ``_take``."""
+        if defer:
+            opening = Opening(due=time.time())
+        else:
+            opening = await self._plan_and_open_after(tx, runtime, closing)
         if closing is not None and opening.package is None and not opening.stale:
             # nothing opened with it
             await close_package(tx.conn, runtime.webhook_id, closing, later=tx.later)
@@ -393,7 +398,12 @@ class Worker:
         runtime.cursor = opening.package.event_seqs[-1]
         return time.time()
 
-    async def _attempt(self, runtime: Runtime) -> float | None:
+    async def _attempt(self, runtime: Runtime, *, last: bool = False) -> float | None:
+        """Send the open package once and settle it. When the queue moves on, the next
+        package is opened in the same write, with its bytes and signature ready for the next
+        step; but not at the ``last`` step of a turn while other webhooks wait for theirs: its
+        bytes would wait in memory with it, and with ten thousand webhooks taking turns that
+        was 120 MB. It is opened at the start of the webhook's next turn instead."""
         package = runtime.package
         assert package is not None
         if not self._lease_outlives_attempt():
@@ -416,13 +426,15 @@ class Worker:
             )  # fmt: skip
         result = await self.sender.post(runtime.spec.url, body, headers)
         judged = self.recorder.judge(runtime, package, result, started=started)
+        defer = last and len(self._tasks) > self.settings.max_concurrency  # others wait
 
         async def settle(tx: Tx) -> tuple[Published | None, Opening | None]:
             # When the queue moves on, the attempt is recorded, its package closed and the next
             # one opened in one write (one statement on PostgreSQL): one commit per package,
             # which the batcher shares between the webhooks finishing at the same time.
             if judged.queue_moves_on:
-                return None, await self._plan_and_open(tx, runtime, judged.closing())
+                closing = judged.closing()
+                return None, await self._plan_and_open(tx, runtime, closing, defer=defer)
             return await self.recorder.store(tx, runtime, judged), None
 
         notice, opening = await self._batcher.run(settle, one_write=judged.queue_moves_on)

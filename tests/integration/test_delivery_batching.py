@@ -313,14 +313,13 @@ async def test_idle_webhooks_with_one_filter_read_the_log_once_between_them(
         event.remove(engine, "before_cursor_execute", count)
 
 
-async def test_renewing_leases_never_deadlocks_with_a_delivery_write(
-    hookline: Hookline, receiver: Receiver
-) -> None:
-    """On PostgreSQL a worker's delivery writes, many webhooks' in one transaction, lock the
-    rows its lease renewal updates. Renewing every lease in one statement, it waited for a row
-    such a transaction held while holding the row that transaction came to next: a deadlock
-    (a second's stall and a failed batch) at every renewal under load. Now the rows locked at
-    that moment are renewed one at a time, once free, and every lease is still renewed."""
+# Locks a webhook's state row for the transaction, as a delivery write does.
+_TOUCH = text("UPDATE webhook_state SET cursor_seq = cursor_seq WHERE webhook_id = :id")
+
+
+async def _two_held_webhooks(hookline: Hookline, receiver: Receiver) -> tuple[Worker, str, str]:
+    """(PostgreSQL only) A worker, not running, holding two webhooks, named in the order a
+    scan of ``webhook_state`` meets their rows, as a statement updating both takes them."""
     services = hookline.services
     assert services is not None
     if services.db.is_sqlite:
@@ -331,18 +330,31 @@ async def test_renewing_leases_never_deadlocks_with_a_delivery_write(
         await acme.create_webhook(receiver.url(f"/h{n}"))
     worker = hookline.new_worker()
     await worker._sync()
-    leases = select(webhook_state.c.webhook_id, webhook_state.c.lease_until).order_by(
-        text("ctid")  # the order a renewal's scan meets them in
-    )
+    rows = select(webhook_state.c.webhook_id).order_by(text("ctid"))
+    async with services.db.read() as conn:
+        first, last = [row.webhook_id for row in await conn.execute(rows)]
+    return worker, first, last
+
+
+async def test_renewing_leases_never_deadlocks_with_a_delivery_write(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """On PostgreSQL a worker's delivery writes, many webhooks' in one transaction, lock the
+    rows its lease renewal updates. Renewing every lease in one statement, it waited for a row
+    such a transaction held while holding the row that transaction came to next: a deadlock
+    (a second's stall and a failed batch) at every renewal under load. Now the rows locked at
+    that moment are renewed one at a time, once free, and every lease is still renewed."""
+    worker, first, last = await _two_held_webhooks(hookline, receiver)
+    services = hookline.services
+    assert services is not None
+    leases = select(webhook_state.c.webhook_id, webhook_state.c.lease_until)
     async with services.db.read() as conn:
         before = {row.webhook_id: row.lease_until for row in await conn.execute(leases)}
-    first, last = before
-    bump = text("UPDATE webhook_state SET cursor_seq = cursor_seq WHERE webhook_id = :id")
     async with services.db.write() as conn:
-        await conn.execute(bump, {"id": last})  # a delivery write holds the last row
+        await conn.execute(_TOUCH, {"id": last})  # a delivery write holds the last row
         renewal = asyncio.create_task(worker._sync())
         await asyncio.sleep(0.3)  # the renewal takes what it can meanwhile
-        await conn.execute(bump, {"id": first})  # and the write comes to the first row
+        await conn.execute(_TOUCH, {"id": first})  # and the write comes to the first row
     await asyncio.wait_for(renewal, 10)
     async with services.db.read() as conn:
         after = {row.webhook_id: row.lease_until for row in await conn.execute(leases)}
@@ -431,3 +443,32 @@ async def test_webhooks_waiting_for_their_turn_keep_no_package_bytes(
         assert held <= 1  # only the webhook taking its turn, between two of its steps
         for path in paths:
             assert ids(receiver.delivered(path)) == ids(published)
+
+
+async def test_stopping_lets_a_write_in_flight_finish_before_giving_leases_back(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """A step cancelled at stop may leave its write running in a shared transaction, which
+    locks the rows that giving the leases back updates. Released at once, the two deadlocked
+    on PostgreSQL and the release failed: the webhooks then waited for the leases to expire
+    before another worker could take them. Now the release waits for the write."""
+    worker, first, last = await _two_held_webhooks(hookline, receiver)
+    services = hookline.services
+    assert services is not None
+    gate = asyncio.Event()
+
+    async def write_in_flight(tx: Tx) -> None:
+        await tx.conn.execute(_TOUCH, {"id": last})
+        await gate.wait()
+        await tx.conn.execute(_TOUCH, {"id": first})
+
+    writing = asyncio.create_task(worker._batcher.run(write_in_flight))
+    await asyncio.sleep(0.1)  # its transaction holds the last row
+    stopping = asyncio.create_task(worker.stop(grace=0))
+    await asyncio.sleep(0.3)
+    gate.set()  # and comes to the first one
+    await asyncio.wait_for(stopping, 10)
+    await writing
+    async with services.db.read() as conn:
+        owners = select(webhook_state.c.lease_owner)
+        assert {row.lease_owner for row in await conn.execute(owners)} == {None}

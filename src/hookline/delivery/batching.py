@@ -79,6 +79,11 @@ class WriteBatcher:
                 if not future.done():
                     future.set_result(result)
 
+    async def settled(self) -> None:
+        """Return once every unit handed in so far has run (committed, or failed)."""
+        while running := [task for task in self._drainers if not task.done()]:
+            await asyncio.wait(running)
+
     def _lone(self, batch: list[Queued]) -> bool:
         """One ``one_write`` unit on PostgreSQL: it runs without a transaction."""
         return len(batch) == 1 and batch[0][2] and not self.db.is_sqlite

@@ -65,6 +65,7 @@ POLL_SECONDS = 1.0  # safety net for publishes whose wake-up this process did no
 CLAIM_BATCH = 1000
 SHARE_SLACK = 1  # hold up to one webhook over the fair share before handing any back
 ERROR_PAUSE = 5.0
+STOP_WRITES_WAIT = 10.0  # seconds ``stop`` waits for writes in flight before giving leases back
 
 
 def worker_name() -> str:
@@ -142,6 +143,11 @@ class Worker:
             _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
+        # A cancelled step's write may still be running in a shared transaction, locking rows
+        # that giving the leases back updates too: let it finish first, or the two can
+        # deadlock, and a failed release leaves the webhooks to wait for the leases to expire.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._batcher.settled(), STOP_WRITES_WAIT)
         async with self.db.write() as conn:
             await release_leases(conn, self.owner)
             await forget(conn, self.owner, before=utcnow() - 10 * self.settings.lease_duration)

@@ -342,7 +342,7 @@ async def test_renewing_leases_never_deadlocks_with_a_delivery_write(
     """On PostgreSQL a worker's delivery writes, many webhooks' in one transaction, lock the
     rows its lease renewal updates. Renewing every lease in one statement, it waited for a row
     such a transaction held while holding the row that transaction came to next: a deadlock
-    (a second's stall and a failed batch) at every renewal under load. Now the rows locked at
+    (a second's stall and a failed batch) at renewals under load. Now the rows locked at
     that moment are renewed one at a time, once free, and every lease is still renewed."""
     worker, first, last = await _two_held_webhooks(hookline, receiver)
     services = hookline.services

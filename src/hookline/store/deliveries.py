@@ -207,8 +207,9 @@ async def renew_leases(
 
     The worker's delivery writes lock these same rows, many webhooks' in one transaction. A
     renewal taking every row in one statement waited for a row such a transaction held while
-    holding the rows that transaction came to next: a deadlock, at every renewal under load,
-    costing a second (``deadlock_timeout``) and a failed batch. So locked rows are skipped."""
+    holding the rows that transaction came to next: a deadlock, at one renewal in two under
+    load, costing a second (``deadlock_timeout``) and a failed batch. So locked rows are
+    skipped."""
     free = (
         select(webhook_state.c.webhook_id)
         .where(webhook_state.c.lease_owner == owner)

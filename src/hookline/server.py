@@ -60,15 +60,22 @@ async def run(
     worker: bool = True,
     on_ready: Callable[[Services], Awaitable[None]] | None = None,
     metrics_port: int | None = None,
+    owner: str | None = None,
+    peers: int = 1,
+    ready: Callable[[], None] | None = None,
 ) -> None:
-    """Migrate, then serve until a stop signal; in-flight attempts finish before exit."""
+    """Migrate, then serve until a stop signal; in-flight attempts finish before exit.
+
+    A worker alone (``api=False``) prints that it is running once it holds its share, or
+    calls ``ready`` instead (a process of ``hookline worker --processes``, whose parent
+    speaks for all of them); ``owner`` and ``peers`` are the worker's (see ``Worker``)."""
     await asyncio.to_thread(migrate, settings.database_url)
     services = await open_services(settings)
     if on_ready is not None:
         await on_ready(services)
     delivery = (
         Worker(services.db, settings, wakeups=services.wakeups, sender=services.sender,
-               signer=services.signer)
+               signer=services.signer, owner=owner, peers=peers)
         if worker else None
     )  # fmt: skip
     app = create_app(services) if api else None
@@ -84,7 +91,10 @@ async def run(
             if metrics_port is not None:
                 start_http_server(metrics_port, addr=host, registry=metrics.REGISTRY)
                 print(f"metrics on http://{host}:{metrics_port}/metrics", flush=True)
-            print("Hookline worker running; Ctrl-C to stop", flush=True)
+            if ready is None:
+                print("Hookline worker running; Ctrl-C to stop", flush=True)
+            else:
+                ready()
             await _stop_signal()
     finally:
         if delivery is not None:

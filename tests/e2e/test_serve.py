@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,45 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.processes import Served
+
 pytestmark = pytest.mark.slow
 LISTENING = re.compile(r"^Hookline listening on (http://\S+)$")
 DEV_KEY = re.compile(r"^\s+(hk_\S+)$")
-START_SECONDS = 20.0
 STOP_SECONDS = 15.0
 DELIVERY_SECONDS = 20.0
-
-
-@dataclass
-class Served:
-    """A running ``hookline serve`` whose output is read by a thread, line by line."""
-
-    process: subprocess.Popen[str]
-    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
-    seen: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def until(self, pattern: re.Pattern[str], timeout: float = START_SECONDS) -> re.Match[str]:
-        """Read output until a line matches; fail after ``timeout`` or if the output ends."""
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.seen.append(line)
-            if match := pattern.match(line):
-                return match
-        raise AssertionError(f"no line matching {pattern.pattern!r}; output: {self.seen}")
 
 
 def serve(home: Path) -> Served:

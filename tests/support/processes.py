@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 LISTENING = re.compile(r"Hookline listening on (http://\S+)")
+START_SECONDS = 20.0
 
 
 def hookline_command(*args: str) -> list[str]:
@@ -62,3 +66,36 @@ def stop_all(processes: list[subprocess.Popen[str]]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@dataclass
+class Served:
+    """A running ``hookline`` command whose output is read by a thread, line by line."""
+
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    seen: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def until(self, pattern: re.Pattern[str], timeout: float = START_SECONDS) -> re.Match[str]:
+        """Read output until a line matches; fail after ``timeout`` or if the output ends."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.seen.append(line)
+            if match := pattern.match(line):
+                return match
+        raise AssertionError(f"no line matching {pattern.pattern!r}; output: {self.seen}")

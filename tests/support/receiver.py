@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,6 +130,24 @@ class Receiver:
     def delivered(self, path: str) -> list[dict[str, Any]]:
         """Events acknowledged (2xx) at ``path``, in arrival order."""
         return [e for r in self.at(path) if 200 <= r.answered < 300 for e in r.events]
+
+    def once_each(self, path: str) -> tuple[list[str], int]:
+        """The event ids at ``path`` in the order their packages first arrived, counting each
+        package once (at-least-once: a worker that dies before recording an acknowledged
+        attempt sends that package again), and how many packages came more than once. A
+        package sent again must be byte for byte the same, and no event may arrive in two
+        different packages."""
+        bodies: dict[str, bytes] = {}
+        ids: list[str] = []
+        for request in self.at(path):
+            if request.package_id in bodies:
+                assert bodies[request.package_id] == request.body, "a re-sent package changed"
+                continue
+            bodies[request.package_id] = request.body
+            ids.extend(event["id"] for event in request.events)
+        assert len(ids) == len(set(ids)), "an event arrived in two different packages"
+        sent = Counter(request.package_id for request in self.at(path))
+        return ids, sum(1 for count in sent.values() if count > 1)
 
     async def wait_for(
         self,

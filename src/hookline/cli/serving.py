@@ -8,9 +8,11 @@ import typer
 
 from hookline import server
 from hookline.cli.base import app, fail, load_settings, run
+from hookline.delivery.worker import worker_name
 from hookline.services import Services
 from hookline.store import tenants
 from hookline.store.migrate import migrate as migrate_schema
+from hookline.supervisor import Supervisor, process_count
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")]
@@ -53,9 +55,28 @@ def worker(
         int | None, typer.Option(help="Serve Prometheus metrics on this port (off if unset).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+    processes: Annotated[
+        int,
+        typer.Option(
+            parser=process_count,
+            metavar="N|auto",
+            envvar="HOOKLINE_WORKER_PROCESSES",
+            help="Worker processes to run, sharing the webhooks: a number, or 'auto' for one "
+            "per CPU. Process i serves metrics on --metrics-port + i.",
+        ),
+    ] = 1,
 ) -> None:
-    """Run only a delivery worker."""
-    run(server.run(load_settings(), host=host, api=False, metrics_port=metrics_port))
+    """Run only a delivery worker (or several, one per process)."""
+    config = load_settings()
+    if processes == 1:
+        run(server.run(config, host=host, api=False, metrics_port=metrics_port))
+        return
+    supervisor = Supervisor(processes, owner=worker_name(), host=host, metrics_port=metrics_port)
+    try:
+        code = supervisor.run(config.database_url)
+    except Exception as exc:  # the migration: alembic and drivers raise many kinds
+        fail(f"migration failed: {exc}")
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -84,10 +84,15 @@ class Worker:
         sender: Sender,
         signer: Signer,
         owner: str | None = None,
+        peers: int = 1,
     ) -> None:
         self.db, self.settings, self.wakeups = db, settings, wakeups
         self.sender, self.signer = sender, signer
         self.owner = owner or worker_name()
+        # Workers started together (``hookline worker --processes N``): count at least that
+        # many when taking a share, or the first to start claims everything before the
+        # others have registered, and keeps what it is draining.
+        self.peers = peers
         self.recorder = AttemptRecorder(settings, wakeups)
         self._batcher = WriteBatcher(db)
         self._events = EventCache()
@@ -563,6 +568,7 @@ class Worker:
         async with self.db.write() as conn:
             await heartbeat(conn, self.owner, now=now)
             live = await live_workers(conn, since=now - self.settings.lease_duration)
+            live = max(live, self.peers)
             share = math.ceil(await deliverable_webhooks(conn) / live)
             held, locked = await renew_leases(conn, self.owner, until=until)
             claimed = await self._claim(conn, held, share, now=now, until=until)

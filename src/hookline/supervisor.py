@@ -1,0 +1,174 @@
+"""``hookline worker --processes N``: N delivery workers, one process each, under one parent.
+
+One worker is one event loop on one core; on PostgreSQL (or an SQLite file) several share the
+webhooks through their leases. The parent migrates once, starts the children, says the worker
+is running when every child holds its share, forwards stop signals, and restarts a child that
+dies. Each child keeps the lease owner of its slot across restarts, so its replacement renews
+the leases it left at once instead of waiting for them to expire; and each counts its
+siblings when taking its share (``Worker.peers``), so they split the webhooks evenly from the
+start.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
+from types import FrameType
+
+import structlog
+import typer
+
+from hookline.store.migrate import migrate
+
+log = structlog.get_logger("hookline.supervisor")
+
+SPAWN = multiprocessing.get_context("spawn")  # nothing of the parent's state is inherited
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # after 1, 2, ... deaths in a row
+STEADY_SECONDS = 60.0  # a child that ran this long before dying restarts after the first delay
+STOP_WAIT_SECONDS = 60.0  # after a stop signal, how long children may take before being killed
+TICK_SECONDS = 0.2
+
+
+def process_count(value: str | int) -> int:
+    """``--processes``: a count of at least 1, or ``auto`` (the CPUs this process may use).
+    (The option's default reaches here as the number itself.)"""
+    value = str(value)
+    if value.strip().lower() == "auto":
+        try:
+            return max(len(os.sched_getaffinity(0)), 1)
+        except AttributeError:  # no affinity on this platform (macOS)
+            return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither a number nor 'auto'") from None
+    if count < 1:
+        raise typer.BadParameter("must be at least 1")
+    return count
+
+
+@dataclass
+class _Slot:
+    """One child's place: its lease owner survives the process that holds it."""
+
+    index: int
+    owner: str
+    process: BaseProcess | None = None
+    ready: Event | None = None
+    was_ready: bool = False
+    started_at: float = 0.0
+    deaths: int = 0  # in a row, each after less than STEADY_SECONDS
+    restart_at: float | None = None
+    ever_ready: bool = False  # some process of this slot came up once
+
+
+def _child(owner: str, peers: int, host: str, metrics_port: int | None, ready: Event) -> None:
+    """A child's whole life: one worker, as ``hookline worker`` runs it."""
+    # Ctrl-C reaches the whole process group; the parent turns it into SIGTERM for each
+    # child. Until the worker listens for it, it must not kill a child half-started.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from hookline import server
+    from hookline.cli.base import load_settings, run
+    from hookline.logs import configure_logging
+
+    configure_logging()
+    run(server.run(load_settings(), host=host, api=False, metrics_port=metrics_port,
+                   owner=owner, peers=peers, ready=ready.set))  # fmt: skip
+
+
+class Supervisor:
+    def __init__(self, count: int, *, owner: str, host: str, metrics_port: int | None) -> None:
+        self.count, self.host, self.metrics_port = count, host, metrics_port
+        self.slots = [_Slot(index, f"{owner}/{index}") for index in range(count)]
+        self.stopping: float | None = None  # when the stop signal came
+        self.exit_code = 0
+
+    def run(self, database_url: str) -> int:
+        migrate(database_url)  # once, before the children (each would race the others)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            for slot in self.slots:
+                self._start(slot)
+            self._watch()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.exit_code
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.stopping is None:
+            self.stopping = time.monotonic()
+            for slot in self.slots:
+                slot.restart_at = None
+                if slot.process is not None and slot.process.is_alive():
+                    slot.process.terminate()  # SIGTERM: the worker finishes what is in flight
+
+    def _start(self, slot: _Slot) -> None:
+        port = None if self.metrics_port is None else self.metrics_port + slot.index
+        slot.ready = SPAWN.Event()
+        slot.was_ready = False
+        slot.restart_at = None
+        slot.started_at = time.monotonic()
+        slot.process = SPAWN.Process(
+            target=_child, name=f"hookline-worker-{slot.index}",
+            args=(slot.owner, self.count, self.host, port, slot.ready),
+        )  # fmt: skip
+        slot.process.start()
+
+    def _watch(self) -> None:
+        announced = False
+        while any(slot.process is not None or slot.restart_at is not None for slot in self.slots):
+            running = [slot.process.sentinel for slot in self.slots if slot.process is not None]
+            wait(running, timeout=TICK_SECONDS)
+            now = time.monotonic()
+            for slot in self.slots:
+                self._look_at(slot, now)
+            if not announced and all(slot.was_ready for slot in self.slots):
+                announced = True
+                print(f"Hookline worker running ({self.count} processes); Ctrl-C to stop",
+                      flush=True)  # fmt: skip
+            if self.stopping is not None and now - self.stopping > STOP_WAIT_SECONDS:
+                for slot in self.slots:
+                    if slot.process is not None and slot.process.is_alive():
+                        slot.process.kill()
+
+    def _look_at(self, slot: _Slot, now: float) -> None:
+        if slot.process is None:
+            if slot.restart_at is not None and now >= slot.restart_at and self.stopping is None:
+                self._start(slot)
+            return
+        if slot.ready is not None and slot.ready.is_set():
+            slot.was_ready = slot.ever_ready = True
+        code = slot.process.exitcode
+        if code is None:
+            return
+        slot.process.join()
+        slot.process = None
+        if self.stopping is not None:
+            if code != 0:
+                self.exit_code = 1
+            return
+        if not slot.ever_ready:
+            # It never came up (a port taken, the database unreachable): restarting would
+            # only repeat that, so stop the others and say so. (A replacement that fails to
+            # start is retried: what it needs may come back.)
+            typer.echo(f"error: worker process {slot.index} exited before it was ready "
+                       f"(exit code {code})", err=True)  # fmt: skip
+            self.exit_code = 1
+            self._stop()
+            return
+        slot.deaths = 1 if now - slot.started_at >= STEADY_SECONDS else slot.deaths + 1
+        delay = RESTART_DELAYS[min(slot.deaths, len(RESTART_DELAYS)) - 1]
+        slot.restart_at = now + delay
+        log.warning("worker process died; restarting it", process=slot.index, exit_code=code,
+                    restart_in_s=delay)  # fmt: skip

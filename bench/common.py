@@ -7,6 +7,7 @@ started here is stopped by :class:`Stack` on exit, whatever happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -407,7 +408,9 @@ async def append_backlog(db_url: str, tenant_name: str, total: int, batch: int =
 
 
 class Sampler:
-    """Samples a process's RSS and CPU time in a thread (psutil)."""
+    """Samples the RSS and CPU time of a process and its children (a worker run with
+    ``--processes N`` is a parent and N workers) in a thread (psutil). RSS is the sum over
+    the tree at each sample; CPU time counts the children alive when asked."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
         self.process = psutil.Process(pid)
@@ -417,17 +420,28 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def _tree(self) -> list[psutil.Process]:
+        return [self.process, *self.process.children(recursive=True)]
+
     def cpu(self) -> float:
+        total = 0.0
         try:
-            times = self.process.cpu_times()
+            for process in self._tree():
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
         except psutil.Error:
             return float("nan")
-        return float(times.user + times.system)
+        return total
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+                rss = 0
+                for process in self._tree():
+                    with contextlib.suppress(psutil.Error):
+                        rss += process.memory_info().rss
+                self.peak_rss = max(self.peak_rss, rss)
             except psutil.Error:
                 return
             self._stop.wait(self.every)

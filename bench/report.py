@@ -37,6 +37,10 @@ def ingest_limit(median: dict[str, float]) -> float:
     return median.get("raw_copy", median["raw"])
 
 
+def _bare_ratio(drain: dict[str, Any]) -> float:
+    return float(drain["median"]["packages_per_s"] / drain["bare_median"]["packages_per_s"])
+
+
 def _verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     res = report["results"]
     out: list[tuple[str, str, str]] = []
@@ -61,10 +65,22 @@ def _verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             all(m["events_per_s"] >= 20_000 for m in ones.values()))  # fmt: skip
     thousand = {k: v for k, v in drain.items() if k.endswith(" 1000 webhooks")}
     if thousand:
-        ratios = {k.split()[0]: v["median"]["packages_per_s"] / v["bare_median"]["packages_per_s"]
-                  for k, v in thousand.items()}  # fmt: skip
-        add(TARGETS[3][0], ", ".join(f"{k} {r:.0%}" for k, r in ratios.items()),
-            all(r >= 0.7 for r in ratios.values()))  # fmt: skip
+        # Judged on the run with one worker process per CPU where there is one (what a
+        # machine that only delivers runs); the one-process run is shown beside it.
+        many = {k.split()[0]: v for k, v in drain.items()
+                if " 1000 webhooks, " in k and k.endswith(" processes")}  # fmt: skip
+        shown, judged = [], []
+        for label, one in thousand.items():
+            kind = label.split()[0]
+            ratio = _bare_ratio(one)
+            if kind in many:
+                ratio = _bare_ratio(many[kind])
+                shown.append(f"{kind} {ratio:.0%} with {many[kind]['processes']} processes "
+                             f"({_bare_ratio(one):.0%} with one)")  # fmt: skip
+            else:
+                shown.append(f"{kind} {ratio:.0%}")
+            judged.append(ratio >= 0.7)
+        add(TARGETS[3][0], ", ".join(shown), all(judged))
     latency = res.get("latency", {})
     lat = {k: v["median"] for k, v in latency.items() if isinstance(v, dict) and "median" in v}
     if lat:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -74,6 +75,7 @@ def _child(owner: str, peers: int, host: str, metrics_port: int | None, ready: E
     # Ctrl-C reaches the whole process group; the parent turns it into SIGTERM for each
     # child. Until the worker listens for it, it must not kill a child half-started.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop_with_parent()
     from hookline import server
     from hookline.cli.base import load_settings, run
     from hookline.logs import configure_logging
@@ -81,6 +83,21 @@ def _child(owner: str, peers: int, host: str, metrics_port: int | None, ready: E
     configure_logging()
     run(server.run(load_settings(), host=host, api=False, metrics_port=metrics_port,
                    owner=owner, peers=peers, ready=ready.set))  # fmt: skip
+
+
+def _stop_with_parent() -> None:
+    """Stop (SIGTERM to ourselves: in-flight attempts finish, leases are released) if the
+    parent dies without stopping us (SIGKILL, the OOM killer): a worker nobody supervises
+    would otherwise go on delivering, and a restarted parent start a second one beside it."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 class Supervisor:

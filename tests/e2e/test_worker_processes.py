@@ -5,11 +5,13 @@ and SIGTERM stops them all and gives every lease back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
 import socket
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -71,6 +73,15 @@ def _workers_of(parent: int) -> list[int]:
     return found
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie nobody has reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 async def test_processes_share_deliver_restart_and_stop(
     settings_for: SettingsFor, database_url: str, receiver: Receiver
 ) -> None:
@@ -125,6 +136,37 @@ async def test_processes_share_deliver_restart_and_stop(
         assert tree.process.wait(timeout=30) == 0
         assert not _workers_of(tree.process.pid)
         assert await _leases(database_url) == Counter({None: WEBHOOKS})
+    finally:
+        if tree is not None and tree.process.poll() is None:
+            tree.process.kill()
+            tree.process.wait()
+        await api.stop()
+
+
+async def test_children_stop_when_the_parent_is_killed(
+    settings_for: SettingsFor, receiver: Receiver, tmp_path: Path
+) -> None:
+    """SIGKILL gives the parent no chance to stop its children: they notice it is gone, stop
+    as on SIGTERM and give their leases back, instead of delivering on unsupervised."""
+    settings = settings_for(database_url=f"sqlite:///{tmp_path / 'orphans.db'}")
+    api = await Hookline(settings).start(worker=False)
+    tree = None
+    try:
+        tenant = await api.tenant("acme")
+        for n in range(4):
+            await tenant.create_webhook(receiver.url(f"/hook/{n}"))
+        env = _env(settings.database_url, str(settings.secret_key))
+        tree = Served(processes.start(["worker", "--processes", "2"], env))
+        tree.until(RUNNING)
+        children = _workers_of(tree.process.pid)
+        assert len(children) == 2 and sum((await _leases(settings.database_url)).values()) == 4
+        tree.process.kill()
+        tree.process.wait()
+        deadline = time.monotonic() + 30
+        while any(_running(pid) for pid in children):
+            assert time.monotonic() < deadline, "the children outlived their parent"
+            await asyncio.sleep(0.1)
+        assert await _leases(settings.database_url) == Counter({None: 4})
     finally:
         if tree is not None and tree.process.poll() is None:
             tree.process.kill()

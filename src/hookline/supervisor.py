@@ -68,6 +68,7 @@ class _Slot:
     deaths: int = 0  # in a row, each after less than STEADY_SECONDS
     restart_at: float | None = None
     ever_ready: bool = False  # some process of this slot came up once
+    signalled: bool = False  # told to stop
 
 
 def _child(owner: str, peers: int, host: str, metrics_port: int | None, ready: Event) -> None:
@@ -120,20 +121,33 @@ class Supervisor:
         return self.exit_code
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only noted here: the loop passes it on (a handler may run mid-way through starting
+        # a child, which must be stopped too).
         self._stop()
 
     def _stop(self) -> None:
         if self.stopping is None:
             self.stopping = time.monotonic()
-            for slot in self.slots:
-                slot.restart_at = None
-                if slot.process is not None and slot.process.is_alive():
-                    slot.process.terminate()  # SIGTERM: the worker finishes what is in flight
+
+    def _pass_stop_on(self, now: float) -> None:
+        """SIGTERM each child once (it finishes what is in flight and releases its leases);
+        SIGKILL what is left after STOP_WAIT_SECONDS."""
+        assert self.stopping is not None
+        late = now - self.stopping > STOP_WAIT_SECONDS
+        for slot in self.slots:
+            slot.restart_at = None
+            if slot.process is None or not slot.process.is_alive():
+                continue
+            if late:
+                slot.process.kill()
+            elif not slot.signalled:
+                slot.signalled = True
+                slot.process.terminate()
 
     def _start(self, slot: _Slot) -> None:
         port = None if self.metrics_port is None else self.metrics_port + slot.index
         slot.ready = SPAWN.Event()
-        slot.was_ready = False
+        slot.was_ready = slot.signalled = False
         slot.restart_at = None
         slot.started_at = time.monotonic()
         slot.process = SPAWN.Process(
@@ -150,14 +164,12 @@ class Supervisor:
             now = time.monotonic()
             for slot in self.slots:
                 self._look_at(slot, now)
-            if not announced and all(slot.was_ready for slot in self.slots):
+            if self.stopping is not None:
+                self._pass_stop_on(now)
+            elif not announced and all(slot.was_ready for slot in self.slots):
                 announced = True
                 print(f"Hookline worker running ({self.count} processes); Ctrl-C to stop",
                       flush=True)  # fmt: skip
-            if self.stopping is not None and now - self.stopping > STOP_WAIT_SECONDS:
-                for slot in self.slots:
-                    if slot.process is not None and slot.process.is_alive():
-                        slot.process.kill()
 
     def _look_at(self, slot: _Slot, now: float) -> None:
         if slot.process is None:

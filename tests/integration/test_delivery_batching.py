@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from typing import Any
@@ -19,7 +20,7 @@ from hookline.domain.packing import planning_window
 from hookline.store.db import Tx
 from hookline.store.events import log_heads
 from hookline.store.tables import packages, webhook_state
-from tests.support.hookline import Hookline, Tenant, running
+from tests.support.hookline import Hookline, Tenant, eventually, running
 from tests.support.receiver import Answer, Receiver
 
 
@@ -472,3 +473,56 @@ async def test_stopping_lets_a_write_in_flight_finish_before_giving_leases_back(
     async with services.db.read() as conn:
         owners = select(webhook_state.c.lease_owner)
         assert {row.lease_owner for row in await conn.execute(owners)} == {None}
+
+
+async def test_a_worker_that_joins_takes_over_busy_webhooks_without_a_resend(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """A worker that joins while another drains a backlog gets its share of the backlog: the
+    busy webhooks over the first worker's share are released at the end of their current step
+    (its package closed, the next not opened) and the newcomer continues from there. Before,
+    only idle webhooks were handed back, so the newcomer sat idle until the backlog was gone.
+    Every event arrives once, in order, and no package is sent twice."""
+    services = hookline.services
+    first = hookline.worker
+    assert services is not None and first is not None
+    acme = await hookline.tenant("acme")
+    paths = [f"/h{n}" for n in range(6)]
+    for path in paths:
+        receiver.default(path, Answer(hang=0.06))
+        await acme.create_webhook(receiver.url(path), config={"max_package_size": 1000})
+    published = await acme.publish(*(order_event(n, pad=200) for n in range(120)))
+    await receiver.wait_for(lambda: all(receiver.at(p) for p in paths), what="every webhook busy")
+    assert len(first._runtimes) == 6
+
+    second = hookline.new_worker()
+    running_second = asyncio.create_task(second.run())
+    try:
+        await second.wait_ready()  # registered: two live workers, a share of three each
+        assert not second._runtimes  # everything is held, and busy
+        await first._sync()  # over its share by two (one of slack): those two are let go
+
+        async def two_free() -> bool:
+            async with services.db.read() as conn:
+                rows = await conn.execute(select(webhook_state.c.lease_owner))
+                return sum(1 for row in rows if row.lease_owner is None) == 2
+
+        await eventually(two_free, timeout=10, what="two webhooks released")
+        await second._sync()
+        taken = {runtime.spec.url.rsplit("/", 1)[1] for runtime in second._runtimes.values()}
+        assert len(taken) == 2 and len(first._runtimes) == 4
+        handed_at = max(r.at for p in paths for r in receiver.at(p))
+        await receiver.wait_for(
+            lambda: all(len(receiver.acked[p]) == 120 for p in paths), timeout=60,
+            what="every event at every webhook",
+        )  # fmt: skip
+        for path in paths:
+            delivered, twice = receiver.once_each(path)
+            assert delivered == ids(published) and twice == 0, path
+        for name in taken:  # the newcomer delivered the rest of their backlogs
+            assert any(r.started > handed_at for r in receiver.at(f"/{name}"))
+    finally:
+        await second.stop(grace=5)
+        running_second.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running_second

@@ -56,6 +56,7 @@ class Runtime:
     busy: bool = False
     poked: bool = False  # new events arrived while busy
     stale: bool = False  # config changed while busy
+    handing_over: bool = False  # to be released once its turn ends (see Worker._excess)
     body: bytes | None = None  # the open package's bytes, kept only for its first attempt
     presigned: Presigned | None = None  # and its headers, signed ahead (see Presigned)
     lookahead: list[Window] = field(default_factory=list)  # see Worker._window

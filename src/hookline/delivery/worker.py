@@ -194,8 +194,8 @@ class Worker:
                 for turn in range(BURST):
                     if self._stopping:
                         return
-                    if runtime.stale:
-                        break  # the webhook changed: reload before cutting another package
+                    if runtime.stale or runtime.handing_over:
+                        break  # the webhook changed (reload first), or goes to another worker
                     next_due = await self._step(runtime, last=turn == BURST - 1)
                     if next_due is None or next_due > time.time():
                         break
@@ -210,6 +210,9 @@ class Worker:
     async def _after_drive(self, runtime: Runtime, next_due: float | None) -> None:
         if self._runtimes.get(runtime.webhook_id) is not runtime:
             return  # dropped or replaced meanwhile
+        if runtime.handing_over:
+            await self._hand_over(runtime)
+            return
         if runtime.stale:
             await self._reload([runtime.webhook_id])
             return
@@ -437,7 +440,10 @@ class Worker:
             )  # fmt: skip
         result = await self.sender.post(runtime.spec.url, body, headers)
         judged = self.recorder.judge(runtime, package, result, started=started)
-        defer = last and len(self._tasks) > self.settings.max_concurrency  # others wait
+        # Close without opening the next package when others wait for their turn, or when the
+        # webhook goes to another worker at the end of this step (it opens the next itself).
+        others_wait = last and len(self._tasks) > self.settings.max_concurrency
+        defer = others_wait or runtime.handing_over
 
         async def settle(tx: Tx) -> tuple[Published | None, Opening | None]:
             # When the queue moves on, the attempt is recorded, its package closed and the next
@@ -608,8 +614,12 @@ class Worker:
 
     def _excess(self, held: set[str], share: int) -> list[str]:
         """Idle webhooks to hand back when we hold more than our share (dropped at once, so
-        no step starts on them while the release commits)."""
-        surplus = len(held) - share - SHARE_SLACK
+        no step starts on them while the release commits). If too few are idle, busy ones
+        are marked to be handed over when their current step ends (``_hand_over``): a worker
+        that joins while the others drain a backlog gets its share of the backlog, not only
+        of what is quiet."""
+        leaving = sum(1 for runtime in self._runtimes.values() if runtime.handing_over)
+        surplus = len(held) - share - SHARE_SLACK - leaving
         if surplus <= 0:
             return []
         idle = [
@@ -619,7 +629,35 @@ class Worker:
             or (not runtime.busy and runtime.package is None)
         ][:surplus]
         self._drop(idle)
+        busy = [
+            runtime
+            for webhook_id in held
+            if (runtime := self._runtimes.get(webhook_id)) is not None
+            and runtime.busy
+            and not runtime.handing_over
+        ]
+        for runtime in busy[: surplus - len(idle)]:
+            runtime.handing_over = True
         return idle
+
+    async def _hand_over(self, runtime: Runtime) -> None:
+        """Release a webhook marked by ``_excess`` once its step has ended. Every write of the
+        step has committed, and the last one closed its package without opening the next
+        (or left a package waiting for its retry, which the next holder loads as it is), so
+        another worker takes it over from exactly where it stands, nothing sent twice. Under
+        the sync lock: a sync running meanwhile, having renewed this lease, would load the
+        webhook again."""
+        runtime.busy = True  # nothing starts on it meanwhile
+        try:
+            async with self._sync_lock:
+                if self._runtimes.get(runtime.webhook_id) is not runtime:
+                    return
+                self._drop([runtime.webhook_id])
+                async with self.db.write() as conn:
+                    await release_leases(conn, self.owner, [runtime.webhook_id])
+        except Exception:
+            # Still leased to us: the next sync finds it held and loads it again.
+            log.exception("handing a webhook over failed", webhook_id=runtime.webhook_id)
 
     async def _reload(self, webhook_ids: list[str]) -> None:
         """(Re)build the runtimes of these webhooks from the database and look at them now."""

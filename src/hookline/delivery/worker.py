@@ -91,7 +91,7 @@ class Worker:
         self.owner = owner or worker_name()
         # Workers started together (``hookline worker --processes N``): count at least that
         # many when taking a share, or the first to start claims everything before the
-        # others have registered, and keeps what it is draining.
+        # others have registered, and gives busy webhooks back only a renewal period later.
         self.peers = peers
         self.recorder = AttemptRecorder(settings, wakeups)
         self._batcher = WriteBatcher(db)

@@ -89,8 +89,9 @@ async def run(
             await _serve_api(app, host, port)
         else:
             if metrics_port is not None:
-                start_http_server(metrics_port, addr=host, registry=metrics.REGISTRY)
-                print(f"metrics on http://{host}:{metrics_port}/metrics", flush=True)
+                served, _ = start_http_server(metrics_port, addr=host, registry=metrics.REGISTRY)
+                bound = served.server_port  # the one picked, if asked for 0
+                print(f"metrics on http://{host}:{bound}/metrics", flush=True)
             if ready is None:
                 print("Hookline worker running; Ctrl-C to stop", flush=True)
             else:

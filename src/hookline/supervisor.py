@@ -145,7 +145,9 @@ class Supervisor:
                 slot.process.terminate()
 
     def _start(self, slot: _Slot) -> None:
-        port = None if self.metrics_port is None else self.metrics_port + slot.index
+        port = self.metrics_port
+        if port:  # None: no metrics; 0: each child picks a free port
+            port += slot.index
         slot.ready = SPAWN.Event()
         slot.was_ready = slot.signalled = False
         slot.restart_at = None

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 RUNNING = re.compile(r"Hookline worker running \(2 processes\)")
+METRICS = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
 RESTARTED = re.compile(r".*worker process died; restarting it")
 WEBHOOKS = 6
 EVENTS = 12
@@ -206,6 +208,25 @@ def test_a_child_that_cannot_start_stops_them_all(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error: worker process 1 exited before it was ready" in done.stderr
     assert "worker running" not in done.stdout
+
+
+def test_metrics_port_zero_lets_each_process_pick_one(tmp_path: Path) -> None:
+    """``--metrics-port 0`` is any free port for each child, not 0 + i (port 1 for the second)."""
+    env = _env(f"sqlite:///{tmp_path / 'h.db'}", "test-secret-key-0123456789")
+    tree = Served(processes.start(["worker", "--processes", "2", "--metrics-port", "0"], env))
+    try:
+        tree.until(RUNNING)
+        ports = {int(m.group(1)) for line in tree.seen if (m := METRICS.match(line))}
+        assert len(ports) == 2 and 0 not in ports and 1 not in ports, tree.seen
+        for port in ports:  # each serves its own metrics
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as got:
+                assert b"hookline_worker_webhooks" in got.read()
+        tree.process.send_signal(signal.SIGTERM)
+        assert tree.process.wait(timeout=30) == 0
+    finally:
+        if tree.process.poll() is None:
+            tree.process.kill()
+            tree.process.wait()
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", ""])

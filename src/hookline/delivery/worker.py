@@ -457,9 +457,7 @@ class Worker:
         notice, opening = await self._batcher.run(settle, one_write=judged.queue_moves_on)
         next_due = self.recorder.settled(runtime, package, result, judged, notice)
         if next_due is None:
-            self._drop([runtime.webhook_id])
-            async with self.db.write() as conn:
-                await release_leases(conn, self.owner, [runtime.webhook_id])
+            await self._let_go([runtime.webhook_id])
             return None
         return self._take(runtime, opening) if opening is not None else next_due
 
@@ -652,9 +650,7 @@ class Worker:
             async with self._sync_lock:
                 if self._runtimes.get(runtime.webhook_id) is not runtime:
                     return
-                self._drop([runtime.webhook_id])
-                async with self.db.write() as conn:
-                    await release_leases(conn, self.owner, [runtime.webhook_id])
+                await self._let_go([runtime.webhook_id])
         except Exception:
             # Still leased to us: the next sync finds it held and loads it again.
             log.exception("handing a webhook over failed", webhook_id=runtime.webhook_id)
@@ -692,10 +688,8 @@ class Worker:
                     state.open_package,
                 )  # fmt: skip
                 self._install(fresh, self._runtimes.get(webhook_id))
-        self._drop(gone)
         if gone:
-            async with self.db.write() as conn:
-                await release_leases(conn, self.owner, gone)
+            await self._let_go(gone)
 
     def _install(self, runtime: Runtime, previous: Runtime | None) -> None:
         """Put a freshly loaded runtime in place. If nothing that matters changed, keep what
@@ -711,6 +705,12 @@ class Worker:
         if previous is not None and previous.stale:
             # A change notice arrived while we were loading, maybe after our read: load again.
             self.on_webhook_changed(runtime.webhook_id)
+
+    async def _let_go(self, webhook_ids: list[str]) -> None:
+        """Stop driving these webhooks at once, then give their leases back."""
+        self._drop(webhook_ids)
+        async with self.db.write() as conn:
+            await release_leases(conn, self.owner, webhook_ids)
 
     def _drop(self, webhook_ids: Iterable[str]) -> None:
         for webhook_id in list(webhook_ids):

@@ -72,13 +72,12 @@ def _verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         shown, judged = [], []
         for label, one in thousand.items():
             kind = label.split()[0]
-            ratio = _bare_ratio(one)
+            ratio = _bare_ratio(many.get(kind, one))
+            text = f"{kind} {ratio:.0%}"
             if kind in many:
-                ratio = _bare_ratio(many[kind])
-                shown.append(f"{kind} {ratio:.0%} with {many[kind]['processes']} processes "
-                             f"({_bare_ratio(one):.0%} with one)")  # fmt: skip
-            else:
-                shown.append(f"{kind} {ratio:.0%}")
+                processes = many[kind]["processes"]
+                text += f" with {processes} processes ({_bare_ratio(one):.0%} with one)"
+            shown.append(text)
             judged.append(ratio >= 0.7)
         add(TARGETS[3][0], ", ".join(shown), all(judged))
     latency = res.get("latency", {})

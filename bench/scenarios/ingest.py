@@ -29,18 +29,17 @@ BATCH = 500
 
 
 def _rows(tenant_id: str, total: int) -> list[tuple[Any, ...]]:
-    """The rows append_events would write for ``total`` events, as driver tuples."""
-    from hookline.domain.events import StoredEvent, parse_new_event
+    """The rows append_events would write for ``total`` events, as driver tuples in
+    ``COLUMNS`` order (created_at as a datetime: each raw insert converts it its own way)."""
+    from hookline.domain.events import category_of, event_size, parse_new_event
     from hookline.ids import new_id, utcnow
-    from hookline.store.events import event_row
 
     now = utcnow()
     rows = []
     for seq, raw in enumerate(make_events(total), start=1):
         new = parse_new_event(raw, open_catalog=False, max_object_bytes=262_144, now=now)
-        rows.append(
-            event_row(tenant_id, StoredEvent(seq, new_id(), new.type, now, new.object_json))
-        )
+        category, size = category_of(new.type), event_size(new.type, new.object_json)
+        rows.append((tenant_id, seq, new_id(), new.type, category, now, new.object_json, size))
     return rows
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, bindparam, case, select, update
@@ -89,9 +89,7 @@ async def append_events(
     # tenant's other publishes wait from then until this transaction commits.
     given = [event.id for event in batch if event.id]
     fresh = iter(new_ids(len(batch) - len(given)))
-    prepared = [
-        (new, new.id or next(fresh), event_shape(new.type, new.object_json)) for new in batch
-    ]
+    ids = [event.id or next(fresh) for event in batch]
     if given:
         # Lock the head before looking: two publishes of one id must not both find it missing.
         # How far it moves is known only once the duplicates are.
@@ -101,24 +99,38 @@ async def append_events(
         # Nothing to look up: one statement takes the lock and every sequence number.
         last, clock = await _advance(conn, tenant_id, len(batch), now)
         seq, known = last - len(batch), {}
+    # One pass makes each new event, its row and its share of the wake-up notice. Rows hold
+    # created_at as the driver takes it (on SQLite, text): most events take the clock's,
+    # converted once for all of them.
+    as_column = _created_at_column(conn)
+    clock_column = as_column(clock)
     result = AppendResult(events=[], appended=[])
-    rows = []
-    for new, event_id, shape in prepared:
+    events, appended = result.events, result.appended
+    rows: list[tuple[Any, ...]] = []
+    shares: list[tuple[str, int, datetime]] = []  # (category, size, created_at): the notice's
+    for new, event_id in zip(batch, ids, strict=True):
         if event_id in known:
-            result.events.append(known[event_id])
+            events.append(known[event_id])
             continue
         seq += 1
-        stored = StoredEvent(seq, event_id, new.type, new.created_at or clock, new.object_json)
+        event_type, object_json, _, moment = new
+        if moment is None:
+            moment, column = clock, clock_column
+        else:
+            column = as_column(moment)
+        stored = StoredEvent(seq, event_id, event_type, moment, object_json)
         if given:  # only given ids can come again, later in the same batch
             known[event_id] = stored
-        result.events.append(stored)
-        result.appended.append(stored)
-        rows.append(event_row(tenant_id, stored, shape))
-    if given and result.appended:
-        await _advance(conn, tenant_id, len(result.appended), now)
-    if result.appended:
-        # (category, size, created_at) of each row: see COLUMNS
-        result.notice = notice_of(tenant_id, seq, ((r[4], r[7], r[5]) for r in rows))
+        events.append(stored)
+        appended.append(stored)
+        category = category_of(event_type)
+        size = event_size(event_type, object_json)
+        rows.append((tenant_id, seq, event_id, event_type, category, column, object_json, size))
+        shares.append((category, size, moment))
+    if given and appended:
+        await _advance(conn, tenant_id, len(appended), now)
+    if appended:
+        result.notice = notice_of(tenant_id, seq, shares)
         await _insert(conn, rows)
     return result
 
@@ -129,20 +141,19 @@ INSERT_SQLITE = (
 )
 
 
-def event_shape(event_type: str, object_json: str) -> tuple[str, int]:
-    """An event's category and size (``event_size``), as its row holds them."""
-    return category_of(event_type), event_size(event_type, object_json)
+def _created_at_column(conn: AsyncConnection) -> Callable[[datetime], Any]:
+    """How a row's created_at goes to the driver: the column type's text on SQLite (rows go
+    through the driver's bulk path, past SQLAlchemy's processors), the datetime on
+    PostgreSQL (``COPY`` encodes it)."""
+    if conn.dialect.name == "postgresql":
+        return _same
+    as_text = events.c.created_at.type.bind_processor(conn.dialect)
+    assert as_text is not None
+    return as_text
 
 
-def event_row(
-    tenant_id: str, event: StoredEvent, shape: tuple[str, int] | None = None
-) -> tuple[Any, ...]:
-    """An event's row in the log, in ``COLUMNS`` order; ``shape`` if already known."""
-    category, size = shape or event_shape(event.type, event.object_json)
-    return (
-        tenant_id, event.seq, event.id, event.type, category, event.created_at,
-        event.object_json, size,
-    )  # fmt: skip
+def _same(moment: datetime) -> datetime:
+    return moment
 
 
 async def _insert(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
@@ -156,13 +167,6 @@ async def _insert(conn: AsyncConnection, rows: list[tuple[Any, ...]]) -> None:
         assert driver is not None and driver.is_in_transaction(), "COPY outside a transaction"
         await driver.copy_records_to_table("events", records=rows, columns=COLUMNS)
         return
-    as_text = events.c.created_at.type.bind_processor(conn.dialect)  # UTCDateTime's text
-    assert as_text is not None
-    # Once per distinct timestamp (a publish mostly shares one), keyed on UTC values: equal
-    # datetimes in another zone may be different instants (``fold``).
-    utc = [row[5] if row[5].tzinfo is UTC else row[5].astimezone(UTC) for row in rows]
-    texts = {moment: as_text(moment) for moment in set(utc)}
-    rows = [(*row[:5], texts[moment], *row[6:]) for row, moment in zip(rows, utc, strict=True)]
     await conn.exec_driver_sql(INSERT_SQLITE, rows)
 
 

@@ -479,11 +479,16 @@ def _prefixed(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _closing_params(closing: Closing) -> dict[str, Any]:
-    """What the PostgreSQL statements that record a ``Closing`` take, besides their own."""
+    """What the PostgreSQL statements that record a ``Closing`` take, besides their own.
+
+    Exactly what they bind: a parameter the compiled SQL lacks sends the whole batch through
+    SQLAlchemy's per-row processing instead of the driver (``store.db.run_many``). Only a
+    failing closing's statement takes the time (``_failing_since``); a delivered one's sent
+    it anyway, so every package delivered and replaced in one statement took the slow path."""
     row, finish = _attempt_params(
         closing.attempt, status=closing.status, next_attempt_at=None, now=closing.now
     )
-    return finish | _prefixed(row) | {"v_now": closing.now}
+    return finish | _prefixed(row) | _failing_params(closing.failing, closing.now)
 
 
 async def _record_closing(conn: AsyncConnection, closing: Closing, later: Later | None) -> None:
@@ -515,10 +520,20 @@ async def settle_state(
     now: datetime,
 ) -> None:  # fmt: skip
     """After an attempt: close the open package if it is finished, track when failing began."""
-    await conn.execute(
-        _settle_statement(closed=closed, failing=failing),
-        {"b_webhook": webhook_id, "b_package": package_id, "v_now": now},
-    )
+    await run(conn, _settle_statement(closed=closed, failing=failing),
+              _settle_params(webhook_id, package_id, failing=failing, now=now))  # fmt: skip
+
+
+def _settle_params(
+    webhook_id: str, package_id: str, *, failing: bool, now: datetime
+) -> dict[str, Any]:
+    """Exactly what ``_settle_statement`` binds (see ``_closing_params``)."""
+    return {"b_webhook": webhook_id, "b_package": package_id} | _failing_params(failing, now)
+
+
+def _failing_params(failing: bool, now: datetime) -> dict[str, Any]:
+    """What ``_failing_since`` binds: the time, when the webhook is failing."""
+    return {"v_now": now} if failing else {}
 
 
 async def close_package(
@@ -528,7 +543,7 @@ async def close_package(
     package whose next one was not opened with it."""
     if conn.dialect.name == "postgresql":
         params = _closing_params(closing) | {"b_webhook": webhook_id}
-        await conn.execute(_close_package_pg(closing.failing), params)
+        await run(conn, _close_package_pg(closing.failing), params)
         return
     await settle_state(
         conn, webhook_id, closing.package_id, closed=True, failing=closing.failing,
@@ -543,6 +558,7 @@ def _failing_since(failing: bool) -> Any:
     return None
 
 
+@functools.cache
 @functools.cache
 def _settle_statement(*, closed: bool, failing: bool) -> Update:
     values: dict[str, Any] = {"failing_since": _failing_since(failing)}

@@ -662,13 +662,15 @@ async def test_statements_compiled_per_call_run_through_sqlalchemy(database: Dat
 
 
 @pytest.mark.parametrize("failing", [None, False, True], ids=["open", "delivered", "failed"])
-def test_the_workers_postgresql_steps_run_through_the_driver(failing: bool | None) -> None:
-    """Each statement a worker's step queues on PostgreSQL (open the next package, alone or
-    closing the last one, delivered or failed; close one without a next) compiles once and
-    is given exactly what it binds. One parameter more sends the group's whole batch through
-    SQLAlchemy's per-row processing: a delivered closing sent the time it does not bind,
-    and the worker spent a tenth of its CPU there."""
-    dialect = postgresql_asyncpg.dialect()
+@pytest.mark.parametrize("dialect_name", ["sqlite", "postgresql"])
+def test_the_workers_steps_run_through_the_driver(failing: bool | None, dialect_name: str) -> None:
+    """Each statement of a worker's step (open the next package, alone or closing the last
+    one, delivered or failed; on PostgreSQL, close one without a next) compiles once and is
+    given exactly what it binds. One parameter more sends it through SQLAlchemy's per-row
+    processing: on PostgreSQL a delivered closing sent the time it does not bind (the group's
+    whole batch took the slow path), on SQLite every closing sent the attempt's columns."""
+    postgres = dialect_name == "postgresql"
+    dialect = postgresql_asyncpg.dialect() if postgres else pysqlite.dialect()
     now = utcnow()
     events = [StoredEvent(1, new_id(), "ORDER.FILLED", now, "{}")]
     tenant_id, webhook_id, package_id = new_id(), new_id(), new_id()
@@ -680,10 +682,10 @@ def test_the_workers_postgresql_steps_run_through_the_driver(failing: bool | Non
         )  # fmt: skip
         closing = Closing(attempt, failing=failing, now=now)
     _, opening, params = deliveries._opening(
-        tenant_id, webhook_id, "me", 0, now, events, 100, now, closing, postgres=True
+        tenant_id, webhook_id, "me", 0, now, events, 100, now, closing, postgres=postgres
     )
     steps = [(opening, params)]
-    if closing is not None:
+    if closing is not None and postgres:
         closed = deliveries._close_package_pg(closing.failing)
         steps.append((closed, deliveries._closing_params(closing) | {"b_webhook": webhook_id}))
     for statement, given in steps:

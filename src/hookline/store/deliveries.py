@@ -368,7 +368,11 @@ def _opening(
     else:
         assert owner is not None, "closing is for the worker's leased webhooks"
         move = _move_cursor_closing(failing=closing.failing)
-        params |= _closing_params(closing)
+        if postgres:  # the attempt is recorded in the same statement
+            params |= _closing_params(closing)
+        else:
+            params |= _settle_params(webhook_id, closing.package_id, failing=closing.failing,
+                                     now=closing.now)  # fmt: skip
     if not postgres:
         return package, move, params
     params |= {f"p_{key}": value for key, value in _package_values(package).items()}

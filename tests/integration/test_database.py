@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -201,6 +202,131 @@ async def test_sqlite_writes_keep_one_connection(tmp_path: object) -> None:
     finally:
         await db.close()
         await other.close()
+
+
+_HOLD_A_WRITE = """
+import asyncio, sys
+from hookline.store.db import Database
+from hookline.store.tenants import create_tenant
+
+async def main() -> None:
+    db = Database(sys.argv[1])
+    async with db.write() as conn:
+        await create_tenant(conn, sys.argv[3])
+        print("holding", flush=True)
+        await asyncio.sleep(float(sys.argv[2]))
+    await db.close()
+
+asyncio.run(main())
+"""
+HOLD_SECONDS = 1.5
+
+
+async def _holder(
+    url: str, seconds: float = HOLD_SECONDS, *, name: str = "holder", within: float = 30
+) -> asyncio.subprocess.Process:
+    """Another process, inside a write transaction on ``url`` (making tenant ``name``) for
+    ``seconds``, once it got in (``within`` seconds)."""
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLD_A_WRITE, url, str(seconds), name,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    try:
+        assert await asyncio.wait_for(holder.stdout.readline(), within) == b"holding\n"
+    except BaseException:
+        holder.kill()
+        await holder.wait()
+        raise
+    return holder
+
+
+async def test_a_sqlite_write_waits_for_another_processs_turn_off_the_event_loop(
+    tmp_path: object,
+) -> None:
+    """Another process is inside a write transaction: this process's writer waits for its
+    turn on a thread, so the event loop goes on with everything else (before, it slept in
+    SQLite's busy handler on the loop's thread and the whole process stood still until the
+    other committed), and it writes once the other has committed."""
+    url = f"sqlite:///{tmp_path}/turns.db"
+    migrate(url)
+    db = Database(url)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.02)
+            ticks += 1
+
+    holder = await _holder(url)
+    beat = asyncio.create_task(ticker())
+    try:
+        async with db.write() as conn:
+            waited = ticks
+            await create_tenant(conn, "waiter")
+        # ~75 ticks of the 1.5 s hold; a loop blocked throughout would count none
+        assert waited >= 20
+        assert await holder.wait() == 0
+        assert sorted(await _names(db)) == ["holder", "waiter"]
+    finally:
+        beat.cancel()
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await db.close()
+
+
+async def test_a_sqlite_writer_cancelled_while_waiting_gives_its_turn_back(
+    tmp_path: object,
+) -> None:
+    """A write cancelled while it waits for its turn (a request timed out, a worker
+    stopping) does not keep the turn its thread takes later: another process gets it as soon
+    as the first one commits, not after the busy timeout, and so does this one."""
+    url = f"sqlite:///{tmp_path}/cancelled.db"
+    migrate(url)
+    db = Database(url)
+
+    async def write(name: str) -> None:
+        async with db.write() as conn:
+            await create_tenant(conn, name)
+
+    holder = await _holder(url)
+    try:
+        waiting = asyncio.create_task(write("cancelled"))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await holder.wait() == 0
+        await asyncio.sleep(0.2)  # the cancelled writer's thread has had the turn by now
+        again = await _holder(url, 0, name="again", within=10)
+        assert await again.wait() == 0
+        await asyncio.wait_for(write("next"), 10)
+        assert sorted(await _names(db)) == ["again", "holder", "next"]
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await db.close()
+
+
+async def test_sqlite_writes_work_where_turns_cannot_be_taken(tmp_path: object) -> None:
+    """No lock file beside the database (a read-only directory, say): writers are ordered by
+    SQLite's busy handler alone, as before, and say so once in the log."""
+    url = f"sqlite:///{tmp_path}/noturns.db"
+    migrate(url)
+    db = Database(url)
+    assert db._turns is not None
+    db._turns._path = f"{tmp_path}/missing/dir/noturns.db-lock"
+    try:
+        for name in ("a", "b"):
+            async with db.write() as conn:
+                await create_tenant(conn, name)
+        assert sorted(await _names(db)) == ["a", "b"]
+        assert db._turns._fd is None and not db._turns._usable
+    finally:
+        await db.close()
 
 
 @pytest.fixture

@@ -563,7 +563,6 @@ def _failing_since(failing: bool) -> Any:
 
 
 @functools.cache
-@functools.cache
 def _settle_statement(*, closed: bool, failing: bool) -> Update:
     values: dict[str, Any] = {"failing_since": _failing_since(failing)}
     if closed:

@@ -90,6 +90,7 @@ async def append_events(
     given = [event.id for event in batch if event.id]
     fresh = iter(new_ids(len(batch) - len(given)))
     ids = [event.id or next(fresh) for event in batch]
+    shapes = [(category_of(e.type), event_size(e.type, e.object_json)) for e in batch]
     if given:
         # Lock the head before looking: two publishes of one id must not both find it missing.
         # How far it moves is known only once the duplicates are.
@@ -108,7 +109,7 @@ async def append_events(
     events, appended = result.events, result.appended
     rows: list[tuple[Any, ...]] = []
     shares: list[tuple[str, int, datetime]] = []  # (category, size, created_at): the notice's
-    for new, event_id in zip(batch, ids, strict=True):
+    for new, event_id, (category, size) in zip(batch, ids, shapes, strict=True):
         if event_id in known:
             events.append(known[event_id])
             continue
@@ -123,8 +124,6 @@ async def append_events(
             known[event_id] = stored
         events.append(stored)
         appended.append(stored)
-        category = category_of(event_type)
-        size = event_size(event_type, object_json)
         rows.append((tenant_id, seq, event_id, event_type, category, column, object_json, size))
         shares.append((category, size, moment))
     if given and appended:

@@ -91,6 +91,23 @@ async def test_redirects_are_not_followed_and_bodies_are_capped(
     assert big.status == 200 and len(big.excerpt) == 64
 
 
+async def test_cookies_a_target_sets_are_never_sent_anywhere(
+    settings_for: SettingsFor, receiver: Receiver
+) -> None:
+    """One session posts for every tenant: a cookie one endpoint sets must not reach another
+    tenant's endpoint on the same host, nor come back to its own (nobody asked for state)."""
+    receiver.default("/a", Answer(200, {"Set-Cookie": "session=tenant-a; Path=/"}))
+    sender = Sender(settings_for())
+    try:
+        for path in ("/a", "/a", "/b"):
+            sent = await sender.post(f"http://localhost:{receiver.port}{path}", b"{}", {})
+            assert sent.ok
+    finally:
+        await sender.close()
+    [_, again], [other] = receiver.at("/a"), receiver.at("/b")
+    assert "Cookie" not in again.headers and "Cookie" not in other.headers
+
+
 class Rebinding(AbstractResolver):
     """Answers with a public address first, then with a hostile one (DNS rebinding)."""
 

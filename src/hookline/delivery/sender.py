@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from hookline.config import Settings
 from hookline.delivery.guard import (
@@ -54,6 +55,13 @@ def _literal_address(url: str) -> IPAddress | None:
     return parse_ip(urlsplit(url).hostname or "")
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(url: str) -> URL:
+    """The URL as aiohttp would parse it for each request (cached: parsing and encoding it
+    again was a tenth of aiohttp's time per request)."""
+    return URL(url)
+
+
 def _text(header: str) -> str:
     """A response header as stored: aiohttp keeps bytes that are not UTF-8 as lone
     surrogates, which are not text; they become U+FFFD, as in the body's excerpt."""
@@ -89,6 +97,10 @@ class Sender:
             # header dict on every request.)
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             auto_decompress=False,
+            # One session posts for every tenant: a cookie one endpoint sets must never be
+            # sent to another's on the same host (nor back to its own: deliveries are
+            # stateless). No jar also spares aiohttp a cookie lookup per request.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     def _refuse_literal(self, url: str) -> str | None:
@@ -107,7 +119,7 @@ class Sender:
             return SendResult(None, 0.0, {}, "", refused)
         try:
             async with self._session.post(
-                url, data=body, headers=dict(headers), allow_redirects=False
+                _parsed(url), data=body, headers=dict(headers), allow_redirects=False
             ) as response:
                 excerpt = await response.content.read(self._excerpt) if self._excerpt else b""
                 kept = list(response.headers.items())[:_MAX_HEADERS]

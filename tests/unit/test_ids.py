@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 
@@ -77,3 +78,32 @@ def test_a_batch_draws_fresh_random_bits_for_every_id(monkeypatch: pytest.Monkey
     assert len({m[19:] for m in batch}) == len(batch)
     # the variant's digit carries two random bits: all four of its values turn up
     assert {m[19] for m in batch} == set("89ab")
+
+
+def test_ids_drawn_one_by_one_take_fresh_noise_across_refills(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frozen = 1_800_000_000_000 * 1_000_000
+    monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)
+    # the noise is read ahead, ~2,000 ids' worth at a time: these run past several reads
+    made = [new_id() for _ in range(4000)] + new_ids(5000)
+    assert len({m[19:] for m in made}) == len(made)  # the random part alone tells them apart
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_repeat_its_parents_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    frozen = 1_800_000_000_000 * 1_000_000
+    monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)
+    new_id()  # the parent has noise read ahead when it forks; the child must not reuse it
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's side)
+        os.close(read)
+        os.write(write, " ".join(new_ids(100)).encode())
+        os._exit(0)
+    os.close(write)
+    mine = set(new_ids(100))
+    with os.fdopen(read) as pipe:
+        theirs = set(pipe.read().split())
+    os.waitpid(child, 0)
+    assert len(theirs) == 100 and not mine & theirs

@@ -179,7 +179,7 @@ async def _loaded(
         await acme.create_webhook(receiver.url(f"/h{n}"), config={"max_package_size": 1000})
         for n in range(webhooks)
     ]
-    await acme.publish(*(order_event(n, pad=100) for n in range(20)))
+    await acme.publish(*(order_event(n, pad=300) for n in range(20)))
     worker = hookline.new_worker()
     await worker._sync()
     return acme, worker, [worker._runtimes[hook["id"]] for hook in hooks]
@@ -260,6 +260,64 @@ async def test_webhooks_starting_together_read_the_log_once(
             window, _, read = await worker._window(tx, runtimes[4], head=20)
         assert len(reads) == 2 and len(worker._events) == 0  # held back until the commit
         assert read is not None and [item[0].seq for item in window][:3] == [1, 2, 3]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_webhooks_near_the_head_of_the_log_read_it_once_between_them(
+    hookline: Hookline, receiver: Receiver
+) -> None:
+    """Fewer events wait than a planning window (a package's worth of the smallest events):
+    the cache holds less than that, but every event up to the head. The first webhook's read
+    serves the others, who do not read again to find nothing more; once the log moves on,
+    one reads from where the cache ends and the others share that too."""
+    await hookline.stop_worker()
+    acme = await hookline.tenant("acme")
+    small = {"max_package_size": 4000}  # 20 events of ~450 bytes fill it: due at once
+    hooks = [await acme.create_webhook(receiver.url(f"/h{n}"), config=small) for n in range(4)]
+    await acme.publish(*(order_event(n, pad=300) for n in range(20)))
+    worker = hookline.new_worker()
+    await worker._sync()
+    services = hookline.services
+    assert services is not None
+    async with services.db.read() as conn:
+        worker._heads = await log_heads(conn)
+    runtimes = [worker._runtimes[hook["id"]] for hook in hooks]
+    window = planning_window(
+        max_size=4000, max_events=hookline.settings.max_package_events,
+        min_event_size=MIN_WIRE_SIZE,
+    )  # fmt: skip
+    assert window > 20
+    reads: list[tuple[Any, ...]] = []
+
+    def count(_conn, _cursor, statement: str, params, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "FROM events" in statement:
+            reads.append(params)
+
+    def opened() -> list[list[int]]:
+        return [r.package.event_seqs if r.package else [] for r in runtimes]
+
+    engine = services.db._inline or services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes))
+        assert len(reads) == 1
+        first = opened()[0]
+        assert first[0] == 1 and first[-1] < 20 and opened() == [first] * 4
+
+        await acme.publish(*(order_event(n, pad=300) for n in range(20, 25)))
+        reads.clear()
+        async with services.db.write() as conn:
+            windows = [await worker._window(Tx(conn), runtime, head=25) for runtime in runtimes]
+        assert len(reads) == 1 and 20 in reads[0]  # read from where the cache ended
+        seqs = [[item[0].seq for item in window] for window, _, _ in windows]
+        assert seqs == [list(range(first[-1] + 1, 26))] * 4
+
+        runtimes[0].cursor = 25  # has taken every event up to the head: nothing to look for
+        reads.clear()
+        async with services.db.write() as conn:
+            window, _, _ = await worker._window(Tx(conn), runtimes[0], head=25)
+        assert window == [] and reads == []
     finally:
         event.remove(engine, "before_cursor_execute", count)
 

@@ -80,7 +80,8 @@ def _forget_noise() -> None:
     _pool, _pool_at = "", 0
 
 
-os.register_at_fork(after_in_child=_forget_noise)
+if hasattr(os, "register_at_fork"):  # where processes can fork
+    os.register_at_fork(after_in_child=_forget_noise)
 
 _VERSION_COUNTER = tuple(f"{0x7000 | counter:04x}-" for counter in range(0x1000))
 _VARIANT = {digit: "89ab"[int(digit, 16) & 0b11] for digit in "0123456789abcdef"}

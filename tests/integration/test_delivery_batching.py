@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from hookline.delivery.runtime import Runtime
 from hookline.delivery.worker import Worker
 from hookline.domain.events import MIN_WIRE_SIZE
 from hookline.domain.packing import planning_window
+from hookline.services import Services
 from hookline.store.db import Tx
 from hookline.store.events import log_heads
 from hookline.store.tables import packages, webhook_state
@@ -229,6 +231,35 @@ async def test_packages_opened_together_are_known_opened_only_after_the_commit(
         assert executions == [(True, 3)]  # one pipelined statement for the three units
 
 
+@contextlib.contextmanager
+def _log_reads(services: Services) -> Iterator[list[tuple[Any, ...]]]:
+    """The parameters of every read of the events table made while inside."""
+    reads: list[tuple[Any, ...]] = []
+
+    def count(_conn, _cursor, statement: str, params, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("SELECT") and "FROM events" in statement:
+            reads.append(params)
+
+    # SQLite writes run on a synchronous engine of their own (see Database.write)
+    engine = services.db._inline or services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield reads
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def _loaded_with_heads(hookline: Hookline) -> tuple[Worker, Services]:
+    """A new worker, not running, that has loaded its webhooks and the logs' heads."""
+    worker = hookline.new_worker()
+    await worker._sync()
+    services = hookline.services
+    assert services is not None
+    async with services.db.read() as conn:
+        worker._heads = await log_heads(conn)
+    return worker, services
+
+
 async def test_webhooks_starting_together_read_the_log_once(
     hookline: Hookline, receiver: Receiver
 ) -> None:
@@ -239,16 +270,7 @@ async def test_webhooks_starting_together_read_the_log_once(
     _, worker, runtimes = await _loaded(hookline, receiver, webhooks=5)
     services = hookline.services
     assert services is not None
-    reads: list[str] = []
-
-    def count(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().startswith("SELECT") and "FROM events" in statement:
-            reads.append(statement)
-
-    # SQLite writes run on a synchronous engine of their own (see Database.write)
-    engine = services.db._inline or services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _log_reads(services) as reads:
         await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes[:4]))
         assert len(reads) == 1
         assert all(r.package is not None and r.package.event_seqs[0] == 1 for r in runtimes[:4])
@@ -260,8 +282,6 @@ async def test_webhooks_starting_together_read_the_log_once(
             window, _, read = await worker._window(tx, runtimes[4], head=20)
         assert len(reads) == 2 and len(worker._events) == 0  # held back until the commit
         assert read is not None and [item[0].seq for item in window][:3] == [1, 2, 3]
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_webhooks_near_the_head_of_the_log_read_it_once_between_them(
@@ -276,30 +296,18 @@ async def test_webhooks_near_the_head_of_the_log_read_it_once_between_them(
     small = {"max_package_size": 4000}  # 20 events of ~450 bytes fill it: due at once
     hooks = [await acme.create_webhook(receiver.url(f"/h{n}"), config=small) for n in range(4)]
     await acme.publish(*(order_event(n, pad=300) for n in range(20)))
-    worker = hookline.new_worker()
-    await worker._sync()
-    services = hookline.services
-    assert services is not None
-    async with services.db.read() as conn:
-        worker._heads = await log_heads(conn)
+    worker, services = await _loaded_with_heads(hookline)
     runtimes = [worker._runtimes[hook["id"]] for hook in hooks]
     window = planning_window(
         max_size=4000, max_events=hookline.settings.max_package_events,
         min_event_size=MIN_WIRE_SIZE,
     )  # fmt: skip
     assert window > 20
-    reads: list[tuple[Any, ...]] = []
-
-    def count(_conn, _cursor, statement: str, params, *_args) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().startswith("SELECT") and "FROM events" in statement:
-            reads.append(params)
 
     def opened() -> list[list[int]]:
         return [r.package.event_seqs if r.package else [] for r in runtimes]
 
-    engine = services.db._inline or services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _log_reads(services) as reads:
         await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes))
         assert len(reads) == 1
         first = opened()[0]
@@ -318,8 +326,6 @@ async def test_webhooks_near_the_head_of_the_log_read_it_once_between_them(
         async with services.db.write() as conn:
             window, _, _ = await worker._window(Tx(conn), runtimes[0], head=25)
         assert window == [] and len(reads) == 1 and 25 in reads[0]
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_idle_webhooks_with_one_filter_read_the_log_once_between_them(
@@ -338,22 +344,9 @@ async def test_idle_webhooks_with_one_filter_read_the_log_once_between_them(
     ]
     accounts = await acme.create_webhook(receiver.url("/a"), type=["ACCOUNT"], config=one_each)
     await acme.publish(*(order_event(n) for n in range(20)))
-    worker = hookline.new_worker()
-    await worker._sync()
-    services = hookline.services
-    assert services is not None
-    async with services.db.read() as conn:
-        worker._heads = await log_heads(conn)
+    worker, services = await _loaded_with_heads(hookline)
     runtimes = [worker._runtimes[hook["id"]] for hook in [*reports, accounts]]
-    reads: list[tuple[Any, ...]] = []
-
-    def count(_conn, _cursor, statement: str, params, *_args) -> None:  # type: ignore[no-untyped-def]
-        if statement.lstrip().startswith("SELECT") and "FROM events" in statement:
-            reads.append(params)
-
-    engine = services.db._inline or services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _log_reads(services) as reads:
         await asyncio.gather(*(worker._open_next(runtime) for runtime in runtimes))
         assert len(reads) == 2  # one for the REPORT webhooks, one for the ACCOUNT one
         assert all(r.package is None and r.floor == 20 for r in runtimes)
@@ -368,8 +361,6 @@ async def test_idle_webhooks_with_one_filter_read_the_log_once_between_them(
             [21], [21], [21], [21], None,
         ]  # fmt: skip
         assert runtimes[4].floor == 21
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 # Locks a webhook's state row for the transaction, as a delivery write does.

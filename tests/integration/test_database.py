@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.dialects.sqlite import pysqlite
 from sqlalchemy.engine import make_url
@@ -475,6 +475,50 @@ async def test_closing_without_a_next_package(database: Database) -> None:
     [stored] = await _rows(database, packages)
     assert (stored.status, stored.last_status) == ("failed", 500)
     assert len(await _rows(database, attempts)) == 1
+
+
+async def test_the_queue_depth_counts_each_webhooks_waiting_package(database: Database) -> None:
+    """Waiting means open for a webhook (workers deliver nothing else); retrying, tried."""
+    tenant_id, webhook_id, state = await _webhook(database)
+
+    async def depth() -> dict[str, int]:
+        async with database.read() as conn:
+            return await deliveries.queue_depth(conn)
+
+    assert await depth() == {"pending": 0, "retrying": 0}
+    package = await _open(database, tenant_id, webhook_id, state, events=state[1][:1],
+                          expected_cursor=0)  # fmt: skip
+    assert await depth() == {"pending": 1, "retrying": 0}
+    async with database.write() as conn:
+        await record_attempt(conn, _attempt(package, 503), status="pending",
+                             next_attempt_at=utcnow(), now=utcnow())  # fmt: skip
+        # a pending row no webhook has open (as a test package is while it is being sent)
+        stray = deliveries.Package(
+            id=new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="test",
+            status="pending", event_seqs=[], event_ids=[], size=1, created_at=utcnow(),
+        )  # fmt: skip
+        await deliveries.insert_package(conn, stray)
+    assert await depth() == {"pending": 1, "retrying": 1}
+    async with database.write() as conn:
+        tx = Tx(conn)
+        delivered = Closing(_attempt(package, 200), failing=False, now=utcnow())
+        await close_package(conn, webhook_id, delivered, later=tx.later)
+        await tx.flush()
+    assert await depth() == {"pending": 0, "retrying": 0}
+
+
+async def test_package_status_changes_can_be_heap_only_updates(database: Database) -> None:
+    """No index covers ``packages.status``, which changes after every attempt, and on
+    PostgreSQL pages keep room for the changed row beside the old one (migration 0004)."""
+    async with database.read() as conn:
+        indexed = await conn.run_sync(
+            lambda sync: [ix["column_names"] for ix in inspect(sync).get_indexes("packages")]
+        )
+        assert indexed and all("status" not in columns for columns in indexed)
+        if conn.dialect.name == "postgresql":
+            options = await conn.scalar(text("SELECT reloptions FROM pg_class "
+                                             "WHERE relname = 'packages'"))  # fmt: skip
+            assert options == ["fillfactor=70"]
 
 
 async def test_an_attempt_is_recorded_with_its_packages_new_status(database: Database) -> None:

@@ -603,10 +603,19 @@ async def list_attempts_for_tenant(
 async def queue_depth(conn: AsyncConnection) -> dict[str, int]:
     """Packages waiting to be delivered, and how many of them are being retried (for /metrics).
 
-    Only pending rows are counted (on the status index), so a scrape costs the size of the
-    queue, not of the history; finished packages are counted by the workers' counters."""
-    query = select(func.count(), func.count().filter(packages.c.attempts > 0)).where(
-        packages.c.status == "pending"
+    A waiting package is a webhook's open one (workers deliver nothing else), so a scrape
+    looks each webhook's up by its primary key: it costs the webhooks, never the history.
+    A scalar subquery per webhook keeps that plan whatever the tables' statistics say (a join
+    could be planned as a scan of every package). ``packages.status`` has no index: an index on
+    it would make every change of status a non-HOT update on PostgreSQL (migration 0004);
+    finished packages are counted by the workers' counters."""
+    tries = (
+        select(packages.c.attempts)
+        .where(packages.c.id == webhook_state.c.open_package_id, packages.c.status == "pending")
+        .scalar_subquery()
     )
+    waiting = select(tries.label("tries")).where(webhook_state.c.open_package_id.is_not(None))
+    tries_of = waiting.subquery().c.tries
+    query = select(func.count(tries_of), func.count().filter(tries_of > 0))
     pending, retrying = (await conn.execute(query)).one()
     return {"pending": int(pending), "retrying": int(retrying)}

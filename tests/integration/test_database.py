@@ -492,7 +492,7 @@ async def test_the_queue_depth_counts_each_webhooks_waiting_package(database: Da
     async with database.write() as conn:
         await record_attempt(conn, _attempt(package, 503), status="pending",
                              next_attempt_at=utcnow(), now=utcnow())  # fmt: skip
-        # a pending row no webhook has open (as a test package is while it is being sent)
+        # a pending row no webhook has open: no worker would ever deliver it
         stray = deliveries.Package(
             id=new_id(), tenant_id=tenant_id, webhook_id=webhook_id, kind="test",
             status="pending", event_seqs=[], event_ids=[], size=1, created_at=utcnow(),

@@ -13,8 +13,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sqlalchemy import bindparam, insert, inspect, select, text, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.dialects.sqlite import pysqlite
 from sqlalchemy.engine import make_url
@@ -777,6 +777,70 @@ async def _created_at_text(db: Database, package_id: str) -> Any:
     async with db.read() as conn:
         query = text("SELECT CAST(created_at AS TEXT) FROM packages WHERE id = :id")
         return (await conn.execute(query, {"id": package_id})).scalar_one()
+
+
+async def test_a_write_on_the_autocommit_connection_goes_straight_to_asyncpg(
+    database: Database,
+) -> None:
+    """On PostgreSQL's autocommit connection (a lone unit's: the one-webhook drain writes one
+    statement per package there) ``db.run`` hands the statement to asyncpg itself, past
+    SQLAlchemy's cursor, and reads the row count off the command tag. It stores what
+    SQLAlchemy would, and a cut connection still fails the write and is replaced. In a
+    transaction the statement stays with SQLAlchemy, which begins it lazily."""
+    if database.is_sqlite:
+        pytest.skip("SQLite writes go through write() and its lock")
+    tenant_id, webhook_id, _ = await _webhook(database)
+    at = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    direct = _package_row(tenant_id, webhook_id, [1, 2], at.astimezone(AHEAD))
+    through = _package_row(tenant_id, webhook_id, [3], at)
+    finish = {
+        "b_package": direct["id"], "v_status": "delivered", "v_attempts": 1, "v_next": None,
+        "v_last": at, "v_finished": at, "v_code": 200, "v_error": None,
+    }  # fmt: skip
+    seen: list[str] = []
+    sa_event.listen(
+        database.engine.sync_engine, "before_cursor_execute", lambda *args: seen.append(args[2])
+    )
+    async with database.autocommit() as conn:
+        assert db_module._autocommit_driver(conn) is not None
+        assert await db_module.run(conn, deliveries._INSERT_PACKAGE, direct) == 1
+        moved = update(tenants).where(tenants.c.id == bindparam("b_id")).values(last_seq=9)
+        assert await db_module.run(conn, moved, {"b_id": tenant_id}) == 1
+        assert await db_module.run(conn, deliveries._FINISH_ATTEMPT, finish) == 1
+        assert await db_module.run(conn, deliveries._FINISH_ATTEMPT, finish) == 0
+    assert seen == []
+    async with database.write() as conn:
+        await conn.execute(insert(packages).values(**through))
+    rows = {row.id: row for row in await _rows(database, packages)}
+    assert {key: getattr(rows[direct["id"]], key) for key in direct} == direct | {
+        "created_at": at,
+        "status": "delivered",
+        "attempts": 1,
+    }
+    assert await _created_at_text(database, direct["id"]) == await _created_at_text(
+        database, through["id"]
+    )
+    rolled_back = _package_row(tenant_id, webhook_id, [4], at)
+    with pytest.raises(RuntimeError):
+        async with database.write() as conn:
+            assert db_module._autocommit_driver(conn) is None
+            await db_module.run(conn, deliveries._INSERT_PACKAGE, rolled_back)
+            raise RuntimeError("after the statement")
+    assert any("INSERT INTO packages" in statement for statement in seen)
+    assert rolled_back["id"] not in {row.id for row in await _rows(database, packages)}
+    # cut while kept: the write fails (the batcher runs its unit again), the next use works
+    async with database.autocommit() as conn:
+        pid = int(await conn.scalar(text("SELECT pg_backend_pid()")))
+    async with database.read() as conn:
+        # waits (up to 5 s) until it is gone, so the write cannot slip in before
+        await conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    later = _package_row(tenant_id, webhook_id, [5], at)
+    with pytest.raises(Exception):  # noqa: B017 - whichever way asyncpg finds it cut
+        async with database.autocommit() as conn:
+            await db_module.run(conn, deliveries._INSERT_PACKAGE, later)
+    async with database.autocommit() as conn:
+        assert await db_module.run(conn, deliveries._INSERT_PACKAGE, later) == 1
+    assert later["id"] in {row.id for row in await _rows(database, packages)}
 
 
 async def test_writes_run_through_the_driver_are_part_of_the_transaction(

@@ -19,6 +19,7 @@ from hookline.delivery.worker import Worker
 from hookline.domain.events import MIN_WIRE_SIZE
 from hookline.domain.packing import planning_window
 from hookline.services import Services
+from hookline.store import db as db_module
 from hookline.store.db import Tx
 from hookline.store.events import log_heads
 from hookline.store.tables import packages, webhook_state
@@ -131,10 +132,11 @@ async def test_a_backlog_drains_completely_in_order_in_full_packages(
 
 
 async def test_a_delivered_package_costs_one_write_on_postgresql(
-    hookline: Hookline, receiver: Receiver
+    hookline: Hookline, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Draining, each answered package is recorded, closed and followed by the next one in a
-    single statement on PostgreSQL (data-modifying CTEs)."""
+    single statement on PostgreSQL (data-modifying CTEs). Counted through SQLAlchemy and, for
+    a lone unit's statement on the autocommit connection, at the driver (see ``db.run``)."""
     assert hookline.services is not None
     if hookline.services.db.is_sqlite:
         pytest.skip("on SQLite a statement is a local call: each write is its own")
@@ -150,6 +152,7 @@ async def test_a_delivered_package_costs_one_write_on_postgresql(
 
     engine = hookline.services.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
+    monkeypatch.setattr(db_module, "_autocommit_driver", _recording(count))
     try:
         await hookline.start_worker()
         await receiver.wait_for(lambda: len(receiver.acked["/hook"]) == 60, what="backlog")
@@ -168,6 +171,28 @@ async def test_a_delivered_package_costs_one_write_on_postgresql(
     assert len(fused) + len(closes) == delivered  # each attempt recorded once
     # the first package opens alone; so may the last, after waiting for its delay
     assert len(fused) >= delivered - 2
+
+
+class _RecordingDriver:
+    """An asyncpg connection whose ``execute`` tells ``seen`` each statement first."""
+
+    def __init__(self, driver: Any, seen: Any) -> None:
+        self._driver, self._seen = driver, seen
+
+    async def execute(self, statement: str, *args: Any) -> str:
+        self._seen(None, None, statement)
+        return str(await self._driver.execute(statement, *args))
+
+
+def _recording(seen: Any) -> Any:
+    """``db._autocommit_driver``, with every statement it runs told to ``seen``."""
+    real = db_module._autocommit_driver
+
+    def driver(conn: Any) -> Any:
+        found = real(conn)
+        return None if found is None else _RecordingDriver(found, seen)
+
+    return driver
 
 
 async def _loaded(

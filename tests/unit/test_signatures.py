@@ -102,6 +102,22 @@ class _Request:
 # --- keys ---------------------------------------------------------------------------------
 
 
+@settings(max_examples=50, deadline=None)
+@given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=2048))
+def test_ed25519_signatures_are_openssls_bytes(seed: bytes, message: bytes) -> None:
+    """Ed25519 keys sign through libsodium (faster): byte for byte what OpenSSL (the
+    ``cryptography`` key itself) signs, which OpenSSL verifies; a key loaded from its PEM
+    signs the same."""
+    private = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    key = SigningKey(kid="k", alg=ED25519, private_key=private)
+    signature = key.sign(message)
+    assert signature == private.sign(message)
+    private.public_key().verify(signature, message)
+    with pytest.raises(CryptoInvalidSignature):
+        private.public_key().verify(signature, message + b"x")
+    assert load_signing_key(key.private_pem(), "k", ED25519).sign(message) == signature
+
+
 def test_public_jwk_shape(key: SigningKey) -> None:
     jwk = key.public_jwk()
     assert jwk["kid"] == key.kid and key.kid.startswith("hk_")

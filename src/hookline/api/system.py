@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from hookline import metrics
 from hookline.api.auth import require
@@ -44,7 +44,7 @@ async def prometheus(request: Request) -> Response:
         depth = await queue_depth(conn)
     for state, count in depth.items():
         metrics.QUEUE_DEPTH.labels(state).set(count)
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -12,7 +12,7 @@ from hookline.delivery.worker import worker_name
 from hookline.services import Services
 from hookline.store import tenants
 from hookline.store.migrate import migrate as migrate_schema
-from hookline.supervisor import Supervisor, process_count
+from hookline.supervisor import ApiSupervisor, Supervisor, WorkerSupervisor, process_count
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on (0 picks a free one).")]
@@ -43,10 +43,42 @@ def serve(
     run(server.run(config, host=host, port=port, on_ready=hook))
 
 
+def _processes(envvar: str, help: str) -> Any:
+    return typer.Option(parser=process_count, metavar="N|auto", envvar=envvar, help=help)
+
+
+def _supervise(supervisor: Supervisor, database_url: str) -> NoReturn:
+    try:
+        code = supervisor.run(database_url)
+    except Exception as exc:  # the migration: alembic and drivers raise many kinds
+        fail(f"migration failed: {exc}")
+    raise typer.Exit(code)
+
+
 @app.command()
-def api(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+def api(
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+    processes: Annotated[
+        int,
+        _processes(
+            "HOOKLINE_API_PROCESSES",
+            "API processes to run on the port: a number, or 'auto' for one per CPU (Linux: "
+            "the kernel spreads new connections over them).",
+        ),
+    ] = 1,
+) -> None:
     """Run only the API (run workers with `hookline worker`)."""
-    run(server.run(load_settings(), host=host, port=port, worker=False))
+    config = load_settings()
+    if processes == 1:
+        run(server.run(config, host=host, port=port, worker=False))
+        return
+    supervisor = ApiSupervisor(processes, host=host, port=port)
+    try:
+        supervisor.reserve()
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    _supervise(supervisor, config.database_url)
 
 
 @app.command()
@@ -57,11 +89,9 @@ def worker(
     host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
     processes: Annotated[
         int,
-        typer.Option(
-            parser=process_count,
-            metavar="N|auto",
-            envvar="HOOKLINE_WORKER_PROCESSES",
-            help="Worker processes to run, sharing the webhooks: a number, or 'auto' for one "
+        _processes(
+            "HOOKLINE_WORKER_PROCESSES",
+            "Worker processes to run, sharing the webhooks: a number, or 'auto' for one "
             "per CPU. Process i serves metrics on --metrics-port + i.",
         ),
     ] = 1,
@@ -71,12 +101,10 @@ def worker(
     if processes == 1:
         run(server.run(config, host=host, api=False, metrics_port=metrics_port))
         return
-    supervisor = Supervisor(processes, owner=worker_name(), host=host, metrics_port=metrics_port)
-    try:
-        code = supervisor.run(config.database_url)
-    except Exception as exc:  # the migration: alembic and drivers raise many kinds
-        fail(f"migration failed: {exc}")
-    raise typer.Exit(code)
+    supervisor = WorkerSupervisor(
+        processes, owner=worker_name(), host=host, metrics_port=metrics_port
+    )
+    _supervise(supervisor, config.database_url)
 
 
 @app.command()

@@ -520,7 +520,7 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in ("hookline", "aiohttp", "uvicorn", "fastapi", "sqlalchemy", "asyncpg",
                  "aiosqlite", "orjson", "uvloop", "celery", "redis", "requests", "psutil",
                  "matplotlib"):  # fmt: skip

@@ -54,9 +54,18 @@ def _verdicts(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         meds = {k: ingest[k]["median"] for k in kinds}
         add(TARGETS[0][0], ", ".join(f"{k} {meds[k]['api']:,.0f}" for k in kinds),
             all(m["api"] >= 20_000 for m in meds.values()))  # fmt: skip
-        limit = {k: ingest_limit(m) for k, m in meds.items()}
-        add(TARGETS[1][0], ", ".join(f"{k} {meds[k]['api'] / limit[k]:.0%}" for k in kinds),
-            all(m["api"] / limit[k] >= 0.5 for k, m in meds.items()))  # fmt: skip
+        # Judged on one API process; `hookline api --processes auto` is shown beside it (on
+        # a machine whose cores PostgreSQL shares, more API processes can be slower).
+        shown, judged = [], []
+        for kind, med in meds.items():
+            limit = ingest_limit(med)
+            text = f"{kind} {med['api'] / limit:.0%}"
+            if "api_processes" in med:
+                text += (f" ({med['api_processes'] / limit:.0%} with "
+                         f"{ingest['api_processes']} processes)")  # fmt: skip
+            shown.append(text)
+            judged.append(med["api"] / limit >= 0.5)
+        add(TARGETS[1][0], ", ".join(shown), all(judged))
     drain = res.get("drain", {})
     ones = {k: v["median"] for k, v in drain.items() if k.endswith(" 1 webhook")}
     if ones:
@@ -165,13 +174,17 @@ def _plots(report: dict[str, Any], out: Path, stem: str) -> list[str]:
         fig, ax = plt.subplots(figsize=(7, 3.6))
         series = [("api", "POST /events"), ("python", "append_events"),
                   ("limit", "raw insert (sqlite3 executemany / asyncpg COPY)")]  # fmt: skip
+        meds = [ingest[k]["median"] for k in kinds]
+        if all("api_processes" in m for m in meds):
+            series.insert(
+                1, ("api_processes", f"POST /events, {ingest['api_processes']} API processes")
+            )
         width = 0.8 / len(series)
         for i, (key, name) in enumerate(series):
-            meds = [ingest[k]["median"] for k in kinds]
             values = [ingest_limit(m) if key == "limit" else m[key] for m in meds]
             ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name)
         ax.axhline(20_000, color="red", linestyle="--", linewidth=1, label="target 20k")
-        ax.set_xticks([x + width for x in range(len(kinds))], kinds)
+        ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(kinds))], kinds)
         ax.set_ylabel("events/s")
         ax.set_title("Ingest (batches of 500)")
         ax.legend(fontsize=8)

@@ -2,7 +2,13 @@
 publish call (``append_events``, what ``hookline events publish`` uses), beside the raw insert
 rate of the same rows with the same driver in batches of 500 (the limit): ``sqlite3``
 ``executemany`` on SQLite, and on PostgreSQL asyncpg ``COPY`` (what ``append_events`` uses
-there) with ``executemany`` shown for reference."""
+there) with ``executemany`` shown for reference.
+
+POST /events is measured twice: against one ``hookline api`` process (4 requests in flight),
+and against ``hookline api --processes auto`` (one per CPU, 4 in flight for each: the kernel
+spreads connections, not requests, over the processes, and four connections all land on one
+of two processes one time in eight), each into an empty log of its own. The raw insert runs
+after POST /events and the Python call, into a log that holds their 200k rows."""
 
 from __future__ import annotations
 
@@ -24,8 +30,10 @@ from bench.common import (
 )
 from bench.report import ingest_limit
 from bench.scenarios import Context
+from hookline.supervisor import process_count
 
 BATCH = 500
+IN_FLIGHT = 4  # requests in flight per API process
 
 
 def _rows(tenant_id: str, total: int) -> list[tuple[Any, ...]]:
@@ -95,7 +103,12 @@ async def _raw_postgres(url: str, rows: list[tuple[Any, ...]], copy: bool) -> fl
         await conn.close()
 
 
-def _one_run(kind: str, total: int) -> dict[str, float]:
+def _publish_rate(api: str, key: str, total: int, in_flight: int) -> float:
+    asyncio.run(publish_api(api, key, 2 * BATCH, concurrency=in_flight))  # warm up
+    return total / asyncio.run(publish_api(api, key, total, batch=BATCH, concurrency=in_flight))
+
+
+def _one_run(kind: str, total: int, processes: int) -> dict[str, float]:
     out: dict[str, float] = {}
     with Stack() as stack:
         db = fresh_database(stack, kind)
@@ -104,8 +117,7 @@ def _one_run(kind: str, total: int) -> dict[str, float]:
         new_tenant(env, "python")  # the Python publish call appends to its own log
         new_tenant(env, "raw")  # and the raw inserts to theirs
         api = start_api(stack, db, env)
-        asyncio.run(publish_api(api, key, 2 * BATCH))  # warm up (connections, caches)
-        out["api"] = total / asyncio.run(publish_api(api, key, total, batch=BATCH))
+        out["api"] = _publish_rate(api, key, total, IN_FLIGHT)
         out["python"] = total / asyncio.run(append_backlog(db.url, "python", total, BATCH))
         tenant_id = _tenant_id(db.url, "raw")
         rows = _rows(tenant_id, total)
@@ -115,7 +127,21 @@ def _one_run(kind: str, total: int) -> dict[str, float]:
             out["raw"] = total / asyncio.run(_raw_postgres(db.url, rows, copy=False))
             rows = _rows(_tenant_id(db.url, "raw2", create=True), total)
             out["raw_copy"] = total / asyncio.run(_raw_postgres(db.url, rows, copy=True))
+    if processes > 1:
+        out["api_processes"] = _api_processes_rate(kind, total, processes)
     return out
+
+
+def _api_processes_rate(kind: str, total: int, processes: int) -> float:
+    """POST /events to ``hookline api --processes``, into an empty log of its own, as the
+    one-process run publishes into (a log that already holds the other runs' 300k rows
+    inserts more slowly: 87-90k events/s against 111-115k here on SQLite)."""
+    with Stack() as stack:
+        db = fresh_database(stack, kind)
+        env = hookline_env(db, HOOKLINE_API_PROCESSES=str(processes))
+        key = new_tenant(env, "bench")
+        many = start_api(stack, db, env)
+        return _publish_rate(many, key, total, IN_FLIGHT * processes)
 
 
 def _tenant_id(url: str, name: str, create: bool = False) -> str:
@@ -137,17 +163,22 @@ def _tenant_id(url: str, name: str, create: bool = False) -> str:
 
 def run(ctx: Context) -> None:
     total = ctx.size(40_000, 100_000)
-    results: dict[str, Any] = {"events_per_run": total, "batch": BATCH}
+    processes = process_count("auto")
+    results: dict[str, Any] = {"events_per_run": total, "batch": BATCH, "in_flight": IN_FLIGHT,
+                               "api_processes": processes}  # fmt: skip
     for kind in ctx.dbs:
         runs: list[dict[str, float]] = []
         for n in ctx.repeats(f"ingest {kind}"):
             log(f"ingest {kind}: run {n + 1}/{ctx.runs}, {total} events")
-            runs.append(_one_run(kind, total))
+            runs.append(_one_run(kind, total, processes))
         med = {k: median(r[k] for r in runs) for k in runs[0]} if runs else {}
         results[kind] = {"runs": runs, "median": med}
         if not med:
             continue
         ctx.table.add("ingest", f"{kind}: POST /events (batch {BATCH})", med["api"], "events/s")
+        if "api_processes" in med:
+            ctx.table.add("ingest", f"{kind}: POST /events, api --processes {processes}",
+                          med["api_processes"], "events/s")  # fmt: skip
         ctx.table.add("ingest", f"{kind}: Python append_events (batch {BATCH})", med["python"],
                       "events/s")  # fmt: skip
         label = "sqlite3 executemany" if kind == "sqlite" else "asyncpg executemany"
@@ -158,6 +189,9 @@ def run(ctx: Context) -> None:
         limit = ingest_limit(med)
         ctx.table.add("ingest", f"{kind}: POST /events / raw insert", med["api"] / limit,
                       "ratio")  # fmt: skip
+        if "api_processes" in med:
+            ctx.table.add("ingest", f"{kind}: POST /events, {processes} processes / raw insert",
+                          med["api_processes"] / limit, "ratio")  # fmt: skip
         ctx.table.add("ingest", f"{kind}: Python publish / raw insert",
                       med["python"] / limit, "ratio")  # fmt: skip
     ctx.results["ingest"] = results

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# Where prometheus_client keeps each process's values, when set (read at its import).
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 EVENTS_PUBLISHED = Counter(
     "hookline_events_published", "Events appended to the log.", registry=REGISTRY
@@ -50,7 +52,7 @@ def exposition() -> bytes:
     """The Prometheus text of this process's metrics, or of all its siblings' together when
     they share a directory (``PROMETHEUS_MULTIPROC_DIR``, set by ``hookline api --processes``
     for its children: a scrape reaches one of them, and must count every publish)."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = os.environ.get(MULTIPROC_DIR)
     if not directory:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()

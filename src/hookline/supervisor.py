@@ -12,8 +12,9 @@ its share (``Worker.peers``), so they split the webhooks evenly from the start.
 
 API servers share one port: each child listens on it with ``SO_REUSEPORT`` and the kernel
 hands each new connection to one of them (by a hash of its addresses, so the connections, not
-the requests, are spread). The parent holds the port bound meanwhile, so a restarted child
-finds it free, and counts the published events of all of them (Prometheus' multiprocess mode).
+the requests, are spread). The parent holds the port bound meanwhile, so no other program
+takes it while a child restarts; the children's metrics are summed across them (Prometheus'
+multiprocess mode), so a scrape of any counts the events all of them published.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 import structlog
 import typer
 
+from hookline.metrics import MULTIPROC_DIR
 from hookline.store.migrate import migrate
 
 log = structlog.get_logger("hookline.supervisor")
@@ -47,7 +49,6 @@ RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # after 1, 2, ... deaths in a
 STEADY_SECONDS = 60.0  # a child that ran this long before dying restarts after the first delay
 STOP_WAIT_SECONDS = 60.0  # after a stop signal, how long children may take before being killed
 TICK_SECONDS = 0.2
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # where prometheus_client keeps each process' metrics
 
 
 def process_count(value: str | int) -> int:

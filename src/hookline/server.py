@@ -54,12 +54,16 @@ def url_of(listening: socket.socket, scheme: str = "http") -> str:
 LISTEN_BACKLOG = 2048  # uvicorn's default
 
 
+def _tcp_socket(host: str) -> socket.socket:
+    return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+
+
 def _port_socket(host: str) -> socket.socket:
     """A TCP socket for ``host`` that may share its port with the others of its group."""
     if sys.platform != "linux" or not hasattr(socket, "SO_REUSEPORT"):
         # Elsewhere SO_REUSEPORT does not spread connections (or does not exist).
         raise OSError("the API's --processes needs Linux (SO_REUSEPORT); run one per port")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock = _tcp_socket(host)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     return sock
@@ -71,7 +75,7 @@ def reserve_port(host: str, port: int) -> socket.socket:
     connection to one of them. Refused if anything else is bound there: a port shared by
     mistake with another group would split its connections between the two."""
     if port:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        with _tcp_socket(host) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))  # fails if anything listens there, sharing or not
     sock = _port_socket(host)

@@ -175,10 +175,11 @@ def _environ_of(pid: int) -> dict[str, str]:
     return {name.decode(): value.decode() for name, value in pairs}
 
 
-def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sharing", [False, True], ids=["plain", "reuseport"])
+def test_a_port_in_use_is_one_line(tmp_path: Path, sharing: bool) -> None:
     """Refused before anything starts: sharing another server's port would split its
-    connections between the two."""
-    with socket.create_server(("127.0.0.1", 0)) as holder:
+    connections between the two, even (``sharing``) one that lets others listen beside it."""
+    with socket.create_server(("127.0.0.1", 0), reuse_port=sharing) as holder:
         port = holder.getsockname()[1]
         done = subprocess.run(
             processes.hookline_command("api", "--processes", "2", "--port", str(port)),

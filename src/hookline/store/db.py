@@ -215,8 +215,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+    conn.exec_driver_sql(f"BEGIN {_begin_mode(conn)}")
+
+
+def _sqlite_begin_inline(conn: Any) -> None:
+    """``_sqlite_begin`` for the inline engine, whose connections are ``sqlite3``'s own: the
+    BEGIN goes straight to the driver (through ``exec_driver_sql``, 15 µs of every write)."""
+    conn.connection.dbapi_connection.execute(f"BEGIN {_begin_mode(conn)}")
+
+
+def _begin_mode(conn: Any) -> str:
+    return str(conn.get_execution_options().get("sqlite_begin", "DEFERRED"))
 
 
 PING_AFTER_IDLE = 2.0  # seconds a pooled PostgreSQL connection may rest before it is pinged
@@ -305,7 +314,7 @@ class Database:
                     make_url(url).set(drivername="sqlite"), json_serializer=_json_text
                 )
                 event.listen(self._inline, "connect", _sqlite_pragmas)
-                event.listen(self._inline, "begin", _sqlite_begin)
+                event.listen(self._inline, "begin", _sqlite_begin_inline)
                 self._checkpointer = _Checkpointer(str(make_url(url).database))
                 self._turns = _WriteTurns(str(make_url(url).database))
         else:
@@ -363,7 +372,9 @@ class Database:
             sync_conn.execution_options(sqlite_begin="IMMEDIATE")
             writer = sync_conn, _InlineConnection(self.engine, sync_connection=sync_conn)
         try:
-            async with writer[1].begin():
+            # The transaction on the sync connection itself: through ``AsyncConnection.begin``,
+            # its begin and its commit each ran in a greenlet of their own, ~40 µs of a write.
+            with writer[0].begin():
                 yield writer[1]
         except BaseException:
             # Back to the pool, whose reset ends whatever a failed COMMIT left open.

@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from hookline.catalog import EVENT_TYPES
 from hookline.delivery.payload import event_item, package_body
 from hookline.domain.events import (
+    NoticeTally,
     StoredEvent,
     category_of,
+    event_json,
     event_size,
+    events_json,
     format_ts,
-    notice_of,
     parse_ts,
     wire_size,
 )
@@ -116,9 +118,10 @@ def test_empty_package_is_an_empty_payload() -> None:
 def test_the_notice_adds_wire_sizes_per_category() -> None:
     late = event(4, "ORDER.CANCELLED", {"id": "o-2"}, at=T0 - timedelta(minutes=1))
     appended = [*SAMPLE, late]
-    entries = [(category_of(e.type), event_size(e.type, e.object_json), e.created_at)
-               for e in appended]  # fmt: skip
-    published = notice_of("tenant-1", 4, entries)
+    tally = NoticeTally()
+    for e in appended:
+        tally.add(category_of(e.type), event_size(e.type, e.object_json), e.created_at)
+    published = tally.notice("tenant-1", 4)
     assert published.tenant_id == "tenant-1"
     assert published.last_seq == 4
     assert set(published.categories) == {"ORDER", "USER"}
@@ -128,6 +131,25 @@ def test_the_notice_adds_wire_sizes_per_category() -> None:
     user = published.categories["USER"]
     assert user.size == expected_length([SAMPLE[2]]) - ENVELOPE_OVERHEAD
     assert user.first_created_at == SAMPLE[2].created_at
+
+
+def test_the_api_shows_each_event_with_its_own_created_at() -> None:
+    # A publish's events share one created_at object, formatted once; events that do not
+    # (a page of the log, given timestamps) must each show their own, even when they alternate.
+    shared = T0 + timedelta(hours=1)
+    elsewhere = T0.astimezone(timezone(timedelta(hours=2)))
+    events = [event(1, "ORDER.NEW", {}, at=shared), event(2, "ORDER.NEW", {}, at=shared),
+              event(3, "USER.CREATED", {"a": 1}), event(4, "ORDER.NEW", {}, at=shared),
+              event(5, "ORDER.NEW", {}, at=elsewhere)]  # fmt: skip
+    shown = orjson.loads(orjson.dumps(events_json(events)))
+    assert [e["created_at"] for e in shown] == [
+        "2024-03-01T13:00:00.123456Z", "2024-03-01T13:00:00.123456Z",
+        "2024-03-01T12:00:03.123456Z", "2024-03-01T13:00:00.123456Z",
+        "2024-03-01T12:00:00.123456Z",
+    ]  # fmt: skip
+    assert shown[2] == {"id": events[2].id, "sequence": 3, "created_at": shown[2]["created_at"],
+                        "type": "USER.CREATED", "object": {"a": 1}}  # fmt: skip
+    assert orjson.dumps([event_json(e) for e in events]) == orjson.dumps(events_json(events))
 
 
 # --------------------------------------------------------------------------- property

@@ -19,6 +19,7 @@ from hookline.domain.events import (
     TYPE_PATTERN,
     NewEvent,
     event_json,
+    events_json,
     parse_new_event,
 )
 from hookline.errors import NotFound, ValidationFailed
@@ -110,7 +111,7 @@ async def publish(request: Request, principal: Publisher) -> Response:
     services.wakeups.published(result.notice)
     metrics.EVENTS_PUBLISHED.inc(len(result.appended))
     if many:
-        return _json({"events": [event_json(e) for e in result.events]}, 201)
+        return _json({"events": events_json(result.events)}, 201)
     return _json(event_json(result.events[0]), 201)
 
 
@@ -158,7 +159,7 @@ async def list_events(
         found = await list_events_for_tenant(conn, principal.tenant_id, query)
     next_after = found[-1].seq if found else None
     meta = {"after": after, "limit": limit, "count": len(found), "next_after": next_after}
-    return _json({"meta": meta, "data": [event_json(e) for e in found]})
+    return _json({"meta": meta, "data": events_json(found)})
 
 
 @router.get("/{event_id}", response_model=Event, responses=problems(*AUTHED, 404))

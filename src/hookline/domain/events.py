@@ -98,11 +98,10 @@ MIN_WIRE_SIZE = wire_size("A.B", len("{}"))  # the smallest event there can be
 
 
 def event_size(event_type: str, object_json: str) -> int:
-    """``wire_size`` of an event from its JSON text (its sum written out: a publish asks for
-    every event's). Text that is all ASCII (``isascii`` is a flag lookup) is as long in
-    UTF-8 as in characters, so it is not encoded to count."""
+    """``wire_size`` of an event from its JSON text. Text that is all ASCII (``isascii`` is
+    a flag lookup) is as long in UTF-8 as in characters, so it is not encoded to count."""
     length = len(object_json) if object_json.isascii() else len(object_json.encode())
-    return _ITEM_OVERHEAD + len(event_type) + length + 1
+    return wire_size(event_type, length)
 
 
 class StoredEvent(NamedTuple):

@@ -58,14 +58,22 @@ def _tcp_socket(host: str) -> socket.socket:
     return socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
 
 
-def _port_socket(host: str) -> socket.socket:
-    """A TCP socket for ``host`` that may share its port with the others of its group."""
+def _port_socket(host: str, port: int, *, listen: bool) -> socket.socket:
+    """A TCP socket bound to ``host:port`` that shares the port with the others of its
+    group, listening if asked; closed again if that fails."""
     if sys.platform != "linux" or not hasattr(socket, "SO_REUSEPORT"):
         # Elsewhere SO_REUSEPORT does not spread connections (or does not exist).
         raise OSError("the API's --processes needs Linux (SO_REUSEPORT); run one per port")
     sock = _tcp_socket(host)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -78,24 +86,12 @@ def reserve_port(host: str, port: int) -> socket.socket:
         with _tcp_socket(host) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))  # fails if anything listens there, sharing or not
-    sock = _port_socket(host)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return _port_socket(host, port, listen=False)
 
 
 def shared_listener(host: str, port: int) -> socket.socket:
     """This process's listening socket on the port ``reserve_port`` holds."""
-    sock = _port_socket(host)
-    try:
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-    except OSError:
-        sock.close()
-        raise
+    sock = _port_socket(host, port, listen=True)
     sock.setblocking(False)
     return sock
 

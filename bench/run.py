@@ -15,6 +15,7 @@ import atexit
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,11 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="sqlite,postgres", help="databases to run on")
     parser.add_argument("--time-cap", type=float, default=0, help="seconds per scenario")
     parser.add_argument("--out", default=str(RESULTS), help="where results go")
-    parser.add_argument("--tag", default="", help="suffix for result file names")
+    parser.add_argument(
+        "--tag", default="", help="added to the result file names: <date>[-quick]-<tag>.json"
+    )
     parser.add_argument(
         "--ref", default="", help="benchmark src/ as of this git ref (default: the working tree)"
     )
     args = parser.parse_args(argv)
+    tag = args.tag.lstrip("-")  # "-x" (how it was once given) and "x" name the same files
+    if tag and not re.fullmatch(r"[A-Za-z0-9._-]+", tag):
+        parser.error(f"--tag: letters, digits, '.', '_' and '-' only, not {args.tag!r}")
     source = use_ref(args.ref) if args.ref else "working tree"
 
     chosen = [s for s in (args.only.split(",") if args.only else SCENARIOS) if s]
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{name} took {durations[name]:.0f}s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = date.today().isoformat() + ("-quick" if args.quick else "") + args.tag
+    stem = date.today().isoformat() + ("-quick" if args.quick else "") + (f"-{tag}" if tag else "")
     report = {
         "mode": "quick" if args.quick else "full",
         "machine": info,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,6 +19,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.dialects.sqlite import pysqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from hookline.domain.events import CategoryBatch, NewEvent, Published, StoredEvent, wire_size
 from hookline.domain.webhooks import CategoryFilter, WebhookSpec
@@ -862,6 +864,41 @@ async def test_writes_run_through_the_driver_are_part_of_the_transaction(
     assert sorted(row.id for row in await _rows(database, packages)) == sorted(
         row["id"] for row in rows
     )
+
+
+async def test_a_sqlite_write_goes_to_sqlite3_inside_its_transaction(database: Database) -> None:
+    """On SQLite's write connection ``run`` and ``run_many`` hand a compiled statement to
+    ``sqlite3`` itself, past SQLAlchemy's execution (no cursor events), yet inside the write's
+    transaction: a failure after it leaves nothing, and a statement the database refuses
+    raises the SQLAlchemy exception ``conn.execute`` would (``IntegrityError``), rolls the
+    whole write back, and leaves the connection fit for the next write."""
+    if not database.is_sqlite:
+        pytest.skip("PostgreSQL writes go through SQLAlchemy or asyncpg (tests above)")
+    tenant_id, webhook_id, _ = await _webhook(database)
+    at = utcnow()
+    first, second, third = (_package_row(tenant_id, webhook_id, [n], at) for n in (1, 2, 3))
+    seen: list[str] = []
+    assert database._inline is not None
+    sa_event.listen(database._inline, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    with pytest.raises(RuntimeError):
+        async with database.write() as conn:
+            assert await db_module.run(conn, deliveries._INSERT_PACKAGE, first) == 1
+            raise RuntimeError("after the statement")
+    assert await _rows(database, packages) == []
+    with pytest.raises(IntegrityError) as refused:
+        async with database.write() as conn:
+            await db_module.run_many(conn, deliveries._INSERT_PACKAGE, [first, second])
+            await db_module.run(conn, deliveries._INSERT_PACKAGE, first)  # the same id again
+    assert isinstance(refused.value.orig, sqlite3.IntegrityError)
+    assert "INSERT INTO packages" in str(refused.value.statement)
+    assert await _rows(database, packages) == []
+    async with database.write() as conn:
+        await db_module.run_many(conn, deliveries._INSERT_PACKAGE, [first, second])
+        assert await db_module.run(conn, deliveries._INSERT_PACKAGE, third) == 1
+    assert sorted(row.id for row in await _rows(database, packages)) == sorted(
+        row["id"] for row in (first, second, third)
+    )
+    assert seen == []
 
 
 async def test_statements_compiled_per_call_run_through_sqlalchemy(database: Database) -> None:

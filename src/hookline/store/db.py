@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Dialect, Engine, Executable, Table, create_en
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult, make_url
-from sqlalchemy.exc import DisconnectionError, SAWarning
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SAWarning
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -280,6 +280,25 @@ class _InlineConnection(AsyncConnection):
     ) -> CursorResult[Any]:
         return self._proxied.exec_driver_sql(statement, parameters, execution_options)
 
+    def driver_write(self, sql: str, values: tuple[Any, ...] | list[tuple[Any, ...]]) -> int:
+        """A write compiled ahead (``_Positional``), handed to ``sqlite3`` itself inside the
+        transaction this connection holds; its row count (for a list of parameter sets, one
+        ``executemany``).
+
+        Through ``exec_driver_sql`` a statement also took SQLAlchemy's execution context,
+        events, cursor wrapper and result object: two thirds of the cost of the guarded
+        cursor move that opens each package (its ``sqlite3`` call is the other third). The
+        transaction is the connection's, begun and committed as before; an error comes as
+        the SQLAlchemy exception ``exec_driver_sql`` would have raised."""
+        dbapi = self._proxied.connection.dbapi_connection
+        assert dbapi is not None
+        try:
+            if isinstance(values, list):
+                return int(dbapi.executemany(sql, values).rowcount)
+            return int(dbapi.execute(sql, values).rowcount)
+        except sqlite3.Error as exc:
+            raise DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
+
 
 class Database:
     """One engine plus the right way to open read and write transactions on it.
@@ -521,11 +540,15 @@ async def run(conn: AsyncConnection, statement: Executable, params: dict[str, An
     The statement still goes through the connection: same SQL, same events, same error
     translation and transaction handling. Except on PostgreSQL's autocommit connection, where
     there is no transaction to handle: there asyncpg runs it itself (``_autocommit_driver``),
-    and its errors come as asyncpg's own."""
+    and its errors come as asyncpg's own. And on SQLite's write connection, where ``sqlite3``
+    runs it inside the connection's transaction (``_InlineConnection.driver_write``), without
+    SQLAlchemy's execution events."""
     positional = _positional(statement, conn.dialect)
     if positional is None or not positional.takes(params):
         result = await conn.execute(statement, params)
         return int(result.rowcount)
+    if isinstance(conn, _InlineConnection):
+        return conn.driver_write(positional.sql, positional.values(params))
     driver = _autocommit_driver(conn)
     if driver is not None:
         try:
@@ -575,6 +598,8 @@ async def run_many(
     positional = _positional(statement, conn.dialect)
     if positional is None or not all(positional.takes(row) for row in rows):
         await conn.execute(statement, rows)
+    elif isinstance(conn, _InlineConnection):
+        conn.driver_write(positional.sql, [positional.values(row) for row in rows])
     else:
         await conn.exec_driver_sql(positional.sql, [positional.values(row) for row in rows])
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -64,3 +66,18 @@ def outcome_class(status: int | None) -> str:
     if status is None:
         return "network_error"
     return f"{status // 100}xx"
+
+
+# Every attempt counts itself: ``labels`` takes a lock and builds its key on each call (2.7
+# against 0.7 µs for both counts), so each child is looked up once. Neither counter is ever
+# cleared, so a child, once made, stays the one exported.
+@functools.cache
+def attempts_counter(status: int | None) -> Any:
+    """``ATTEMPTS``' child for an attempt that got ``status`` (None: no answer)."""
+    return ATTEMPTS.labels(outcome_class(status))
+
+
+@functools.cache
+def packages_counter(result: str) -> Any:
+    """``PACKAGES``' child for ``result`` (``delivered`` or ``failed``)."""
+    return PACKAGES.labels(result)

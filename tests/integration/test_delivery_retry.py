@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hookline import metrics
 from hookline.config import Settings
 from tests.support.hookline import Hookline, Tenant, eventually, running
 from tests.support.receiver import Answer, Receiver
@@ -35,11 +36,29 @@ async def packages_of(tenant: Tenant, webhook_id: str) -> list[dict[str, Any]]:
     return list(reversed((await tenant.get(f"/webhooks/{webhook_id}/packages"))["data"]))
 
 
+_COUNTED = {
+    ("hookline_attempts_total", "outcome", "5xx"): 2,
+    ("hookline_attempts_total", "outcome", "2xx"): 1,
+    ("hookline_packages_total", "result", "delivered"): 1,
+    ("hookline_packages_total", "result", "failed"): 0,
+    ("hookline_events_delivered_total", "", ""): 2,
+}
+
+
+def _counts() -> dict[tuple[str, str, str], float]:
+    """This process's delivery counters (the test's worker runs in it)."""
+    return {
+        key: metrics.REGISTRY.get_sample_value(key[0], {key[1]: key[2]} if key[1] else {}) or 0.0
+        for key in _COUNTED
+    }
+
+
 async def test_a_retry_resends_the_identical_package(
     hookline: Hookline, receiver: Receiver
 ) -> None:
     acme = await hookline.tenant("acme")
     webhook = await acme.create_webhook(receiver.url())
+    before = _counts()
     receiver.script("/hook", Answer(500), Answer(500))
     stored = await acme.publish(order_event(1), order_event(2))
     await receiver.wait_for(lambda: len(receiver.delivered("/hook")) == 2, what="delivery")
@@ -55,6 +74,11 @@ async def test_a_retry_resends_the_identical_package(
     [package] = await packages_of(acme, webhook["id"])
     assert package["id"] == requests[0].package_id
     assert (package["status"], package["attempts"]) == ("delivered", 3)
+
+    async def counted() -> bool:  # each attempt counts itself once its outcome is committed
+        return {k: v - before[k] for k, v in _counts().items()} == _COUNTED
+
+    await eventually(counted, what="the attempts counted by outcome, the package as delivered")
 
 
 async def test_a_redirect_is_a_failure_and_is_not_followed(

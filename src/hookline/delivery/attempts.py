@@ -189,10 +189,10 @@ def _disabled_event(runtime: Runtime, reason: str, now: datetime) -> NewEvent:
 
 
 def _count(package: Package, result: SendResult, decision: Decision) -> None:
-    metrics.ATTEMPTS.labels(metrics.outcome_class(result.status)).inc()
+    metrics.attempts_counter(result.status).inc()
     metrics.ATTEMPT_SECONDS.observe(result.duration_ms / 1000)
     if decision.verdict is Verdict.DELIVERED:
-        metrics.PACKAGES.labels("delivered").inc()
+        metrics.packages_counter("delivered").inc()
         metrics.EVENTS_DELIVERED.inc(len(package.event_seqs))
     elif decision.verdict is not Verdict.RETRY:
-        metrics.PACKAGES.labels("failed").inc()
+        metrics.packages_counter("failed").inc()

@@ -128,8 +128,12 @@ _FINISH_ATTEMPT = (
 # INSERT takes its one row from the UPDATE's RETURNING, so it inserts nothing when the guarded
 # UPDATE matched nothing); and, when an attempt closes a package, both of those at once. The
 # statements' bind names are distinct, or shared only where they carry the same value.
+# The bind names of a package's and an attempt's columns, made once: formatting them for
+# every package delivered was 1.8 µs of it (timeit).
+_ATTEMPT_KEYS_PG = {c.name: f"a_{c.name}" for c in attempts.c}
+_PACKAGE_KEYS_PG = tuple(f"p_{key}" for key in _PACKAGE_KEYS)
 _INSERT_ATTEMPT_PG = insert(attempts).values(
-    {c.name: bindparam(f"a_{c.name}", type_=c.type) for c in attempts.c}
+    {c.name: bindparam(_ATTEMPT_KEYS_PG[c.name], type_=c.type) for c in attempts.c}
 )
 _RECORD_ATTEMPT_PG = _INSERT_ATTEMPT_PG.add_cte(_FINISH_ATTEMPT.cte("finish"))
 _PACKAGE_COLUMNS = [c for c in packages.c if c.name in _PACKAGE_KEYS]
@@ -375,7 +379,7 @@ def _opening(
                                      now=closing.now)  # fmt: skip
     if not postgres:
         return package, move, params
-    params |= {f"p_{key}": value for key, value in _package_values(package).items()}
+    params |= dict(zip(_PACKAGE_KEYS_PG, _package_tuple(package), strict=True))
     return package, _open_package_pg(move, None if closing is None else closing.failing), params
 
 
@@ -392,14 +396,18 @@ async def _opened(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set[tup
     return {(row.webhook_id, row.open_package_id) for row in rows}
 
 
-def _package_values(package: Package) -> dict[str, Any]:
+def _package_tuple(package: Package) -> tuple[Any, ...]:
+    """A package's row, in ``_PACKAGE_KEYS`` order."""
     seqs = package.event_seqs
-    values = (
+    return (
         package.id, package.tenant_id, package.webhook_id, package.kind, package.status,
         seqs[0] if seqs else None, seqs[-1] if seqs else None, seqs, package.event_ids,
         package.size, package.created_at, package.attempts, package.next_attempt_at,
     )  # fmt: skip
-    return dict(zip(_PACKAGE_KEYS, values, strict=True))
+
+
+def _package_values(package: Package) -> dict[str, Any]:
+    return dict(zip(_PACKAGE_KEYS, _package_tuple(package), strict=True))
 
 
 async def insert_package(conn: AsyncConnection, package: Package) -> None:
@@ -479,7 +487,8 @@ def _attempt_params(
 
 
 def _prefixed(row: dict[str, Any]) -> dict[str, Any]:
-    return {f"a_{key}": value for key, value in row.items()}
+    """An attempt's row as ``_INSERT_ATTEMPT_PG`` binds it."""
+    return {_ATTEMPT_KEYS_PG[key]: value for key, value in row.items()}
 
 
 def _closing_params(closing: Closing) -> dict[str, Any]:
